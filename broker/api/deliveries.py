@@ -1,0 +1,72 @@
+"""What the broker routed to the caller's party."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Response, request
+from flask_smorest import Blueprint
+
+from broker import runtime
+from broker.auth import current_caller, require_token
+from broker.csvio import render_records
+from broker.extensions import db
+from broker.services import delivery as deliveries
+
+blp = Blueprint("deliveries", __name__, url_prefix="/api/v1/deliveries", description="Fetch and acknowledge deliveries")
+
+
+@blp.route("")
+@blp.doc(
+    security=[{"bearerAuth": []}],
+    parameters=[
+        {"name": "convenant", "in": "query", "schema": {"type": "string"}},
+        {"name": "status", "in": "query", "schema": {"type": "string", "enum": ["all", "open"]}},
+    ],
+)
+@require_token
+def list_deliveries() -> dict[str, Any]:
+    """List the deliveries addressed to the caller's party, newest first."""
+    rows = deliveries.list_deliveries(
+        db.session,
+        current_caller().party_id,
+        convenant_id=request.args.get("convenant"),
+        unacked_only=request.args.get("status") == "open",
+    )
+    return {"deliveries": [deliveries.delivery_summary(d) for d in rows]}
+
+
+@blp.route("/<delivery_id>")
+@blp.doc(
+    security=[{"bearerAuth": []}],
+    responses={"200": {"content": {"application/json": {}, "text/csv": {}}}},
+)
+@require_token
+def get_delivery(delivery_id: str) -> Any:
+    """Return a delivery with its decrypted records, as JSON or (Accept: text/csv) CSV."""
+    session = db.session
+    delivery = deliveries.get_own_delivery(session, current_caller().party_id, delivery_id)
+    records = deliveries.open_records(session, runtime.keyring(), delivery)
+    deliveries.mark_fetched(delivery, runtime.now())
+    session.commit()
+    best = request.accept_mimetypes.best_match(["application/json", "text/csv"], default="application/json")
+    if best == "text/csv":
+        convenant = runtime.get_convenant(delivery.convenant_id)
+        return Response(
+            "".join(render_records(records, convenant)),
+            mimetype="text/csv",
+            headers={"Content-Disposition": f'attachment; filename="levering-{delivery.id}.csv"'},
+        )
+    return {**deliveries.delivery_summary(delivery), "records": records}
+
+
+@blp.route("/<delivery_id>/ack", methods=["POST"])
+@blp.doc(security=[{"bearerAuth": []}])
+@require_token
+def ack_delivery(delivery_id: str) -> dict[str, Any]:
+    """Acknowledge that the caller's party has received a delivery."""
+    session = db.session
+    delivery = deliveries.get_own_delivery(session, current_caller().party_id, delivery_id)
+    deliveries.acknowledge(delivery, runtime.now())
+    session.commit()
+    return deliveries.delivery_summary(delivery)

@@ -1,0 +1,91 @@
+"""Submissions of cases and quarterly lists."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import request
+from flask_smorest import Blueprint
+
+from broker import runtime
+from broker.auth import current_caller, require_token
+from broker.csvio import parse_records
+from broker.errors import BadRequest, UnsupportedMediaType
+from broker.extensions import db
+from broker.services.submission import member_party, submit
+
+blp = Blueprint(
+    "submissions", __name__, url_prefix="/api/v1/convenants", description="Submit cases and quarterly lists"
+)
+
+SUBMISSION_BODY = {
+    "required": True,
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "required": ["kind", "records"],
+                "properties": {
+                    "kind": {"type": "string", "enum": ["case", "quarterly_list"]},
+                    "quarter": {"type": "string", "pattern": "^[0-9]{4}-Q[1-4]$"},
+                    "records": {"type": "array", "items": {"type": "object"}},
+                },
+            }
+        },
+        "text/csv": {"schema": {"type": "string"}},
+    },
+}
+
+
+def _read_body(convenant: Any) -> tuple[Any, Any, Any, int | None]:
+    mimetype = request.mimetype
+    if mimetype == "text/csv":
+        try:
+            text = request.get_data(cache=False).decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise BadRequest("CSV moet in UTF-8 zijn gecodeerd.") from e
+        # Line 1 is the header, so record 0 is on line 2.
+        return request.args.get("kind"), request.args.get("quarter"), parse_records(text, convenant), 2
+    if mimetype == "application/json" or mimetype.endswith("+json"):
+        body = request.get_json(silent=True)
+        if not isinstance(body, dict):
+            raise BadRequest("De body is geen geldig JSON-object.")
+        unknown = set(body) - {"kind", "quarter", "records"}
+        if unknown:
+            raise BadRequest(
+                "Onbekende velden in de aanlevering.",
+                errors=[
+                    {"record": None, "field": name, "code": "not_allowed", "message": "Onbekend veld."}
+                    for name in sorted(unknown)
+                ],
+            )
+        return body.get("kind"), body.get("quarter"), body.get("records"), None
+    raise UnsupportedMediaType("Lever aan als application/json of text/csv.")
+
+
+@blp.route("/<convenant_id>/submissions", methods=["POST"])
+@blp.doc(security=[{"bearerAuth": []}], requestBody=SUBMISSION_BODY)
+@require_token
+def create_submission(convenant_id: str) -> tuple[dict[str, Any], int]:
+    """Submit cases or a quarterly list; validated whole, stored whole, routed."""
+    caller = current_caller()
+    convenant = runtime.get_convenant(convenant_id)
+    member_party(convenant, caller.party_id)
+    kind, quarter, records, line_offset = _read_body(convenant)
+    session = db.session
+    accepted = submit(
+        session,
+        runtime.keyring(),
+        convenant,
+        runtime.validator(convenant),
+        party_id=caller.party_id,
+        client_id=caller.client_id,
+        kind=kind,
+        quarter=quarter,
+        records=records,
+        now=runtime.now(),
+        today=runtime.today(),
+        line_offset=line_offset,
+    )
+    session.commit()
+    return accepted.as_dict(), 201

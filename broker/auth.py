@@ -1,0 +1,221 @@
+"""OAuth 2.0 client credentials with private_key_jwt (RFC 7523), and bearer-token checks.
+
+The token endpoint is written against joserfc directly rather than authlib's server framework:
+the rules the convenant needs (asymmetric algorithms only, `aud` exactly the token endpoint,
+short-lived assertions, jti replay refusal shared by every worker through the database) are
+each a few lines here, and every refusal must be an audited, uniform answer.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import json
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from flask import current_app, g, request, url_for
+from flask_smorest import Blueprint
+from joserfc import jws, jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import ECKey, KeySet, RSAKey
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+
+from broker import runtime
+from broker.errors import BadRequest, OAuthError, Unauthorized
+from broker.extensions import db
+from broker.models import AssertionJti, Client
+
+blp = Blueprint("oauth", __name__, url_prefix="/oauth", description="OAuth 2.0 token endpoint")
+
+ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+CLIENT_ALGORITHMS = ["RS256", "ES256"]
+TOKEN_ALGORITHM = "ES256"
+TOKEN_PURPOSE = "access-token-signing"
+MAX_ASSERTION_LIFETIME = dt.timedelta(minutes=5)
+CLOCK_SKEW = dt.timedelta(seconds=10)
+INVALID_CLIENT = "Clientauthenticatie is mislukt."
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass(frozen=True)
+class Caller:
+    client_id: str
+    party_id: str
+
+
+def import_public_key(jwk: dict[str, Any]) -> RSAKey | ECKey:
+    """Import a client's public JWK; only RSA and P-256 keys are accepted."""
+    if jwk.get("kty") == "RSA":
+        key: RSAKey | ECKey = RSAKey.import_key(jwk)
+    elif jwk.get("kty") == "EC" and jwk.get("crv") == "P-256":
+        key = ECKey.import_key(jwk)
+    else:
+        raise ValueError("only RSA and EC P-256 public keys are accepted")
+    if key.is_private:
+        raise ValueError("a private key was given; register the public key only")
+    return key
+
+
+def token_endpoint_url() -> str:
+    base = current_app.config.get("PUBLIC_URL")
+    if base:
+        return base.rstrip("/") + "/oauth/token"
+    return url_for("oauth.token", _external=True)
+
+
+def _authenticate_client(assertion: str, now: dt.datetime) -> Client:
+    try:
+        compact = jws.extract_compact(assertion.encode())
+        alg = compact.protected.get("alg")
+        claims = json.loads(compact.payload)
+    except (JoseError, ValueError, UnicodeDecodeError) as e:
+        raise OAuthError("invalid_client", INVALID_CLIENT, 401) from e
+    if alg not in CLIENT_ALGORITHMS:
+        raise OAuthError("invalid_client", "Alleen RS256 en ES256 zijn toegestaan.", 401)
+    client_id = claims.get("sub") if isinstance(claims, dict) else None
+    client = db.session.get(Client, client_id) if isinstance(client_id, str) else None
+    if client is None or client.revoked_at is not None:
+        raise OAuthError("invalid_client", INVALID_CLIENT, 401)
+    try:
+        token = jwt.decode(assertion, import_public_key(client.public_jwk), algorithms=CLIENT_ALGORITHMS)
+    except (JoseError, ValueError) as e:
+        raise OAuthError("invalid_client", INVALID_CLIENT, 401) from e
+    _check_assertion_claims(token.claims, client.client_id, now)
+    return client
+
+
+def _check_assertion_claims(claims: dict[str, Any], client_id: str, now: dt.datetime) -> None:
+    def refuse(detail: str) -> OAuthError:
+        return OAuthError("invalid_client", detail, 401)
+
+    if claims.get("iss") != client_id or claims.get("sub") != client_id:
+        raise refuse("iss en sub moeten de client_id zijn.")
+    aud = claims.get("aud")
+    audiences = aud if isinstance(aud, list) else [aud]
+    if token_endpoint_url() not in audiences:
+        raise refuse("aud moet het token-endpoint zijn.")
+    exp = claims.get("exp")
+    if not isinstance(exp, int | float):
+        raise refuse("De assertion mist exp.")
+    expires = dt.datetime.fromtimestamp(exp, dt.UTC)
+    if expires <= now - CLOCK_SKEW:
+        raise refuse("De assertion is verlopen.")
+    if expires > now + MAX_ASSERTION_LIFETIME + CLOCK_SKEW:
+        raise refuse("exp mag hoogstens 5 minuten in de toekomst liggen.")
+    for name in ("iat", "nbf"):
+        value = claims.get(name)
+        if isinstance(value, int | float) and dt.datetime.fromtimestamp(value, dt.UTC) > now + CLOCK_SKEW:
+            raise refuse(f"{name} ligt in de toekomst.")
+    jti = claims.get("jti")
+    if not isinstance(jti, str) or not jti or len(jti) > 255:
+        raise refuse("De assertion mist jti.")
+    session = db.session
+    session.execute(delete(AssertionJti).where(AssertionJti.expires_at < now - CLOCK_SKEW))
+    try:
+        with session.begin_nested():
+            session.add(AssertionJti(client_id=client_id, jti=jti, expires_at=expires))
+    except IntegrityError as e:
+        raise refuse("Deze assertion (jti) is al gebruikt.") from e
+
+
+def issue_access_token(client: Client, now: dt.datetime) -> dict[str, Any]:
+    """Sign an access token for `client`; its lifetime is capped at one hour."""
+    lifetime = min(int(current_app.config["ACCESS_TOKEN_LIFETIME"]), 3600)
+    key = runtime.keyring().signing_key(TOKEN_PURPOSE, TOKEN_ALGORITHM)
+    claims = {
+        "iss": current_app.config["TOKEN_ISSUER"],
+        "sub": client.client_id,
+        "aud": current_app.config["API_AUDIENCE"],
+        "party": client.party_id,
+        "iat": int(now.timestamp()),
+        "exp": int(now.timestamp()) + lifetime,
+        "jti": uuid.uuid4().hex,
+    }
+    token = jwt.encode(
+        {"alg": TOKEN_ALGORITHM, "kid": key.kid, "typ": "at+jwt"},
+        claims,
+        ECKey.import_key(key.private_key),
+        algorithms=[TOKEN_ALGORITHM],
+    )
+    return {"access_token": token, "token_type": "Bearer", "expires_in": lifetime}
+
+
+@blp.route("/token", methods=["POST"])
+@blp.doc(
+    summary="Exchange a signed client assertion for an access token",
+    requestBody={
+        "required": True,
+        "content": {
+            "application/x-www-form-urlencoded": {
+                "schema": {
+                    "type": "object",
+                    "required": ["grant_type", "client_assertion_type", "client_assertion"],
+                    "properties": {
+                        "grant_type": {"type": "string", "enum": ["client_credentials"]},
+                        "client_assertion_type": {"type": "string", "enum": [ASSERTION_TYPE]},
+                        "client_assertion": {"type": "string"},
+                        "scope": {"type": "string"},
+                    },
+                }
+            }
+        },
+    },
+)
+def token() -> tuple[dict[str, Any], int, dict[str, str]]:
+    """Issue an access token (client_credentials with private_key_jwt)."""
+    form = request.form
+    if form.get("grant_type") != "client_credentials":
+        raise OAuthError("unsupported_grant_type", "Alleen grant_type=client_credentials.")
+    if form.get("client_assertion_type") != ASSERTION_TYPE or not form.get("client_assertion"):
+        raise OAuthError("invalid_client", "Authenticeer met private_key_jwt (RFC 7523).", 401)
+    now = runtime.now()
+    client = _authenticate_client(form["client_assertion"], now)
+    body = issue_access_token(client, now)
+    db.session.commit()
+    return body, 200, {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+def _verify_access_token(token: str) -> Caller:
+    keys = runtime.keyring().signing_keys(TOKEN_PURPOSE)
+    key_set = KeySet([ECKey.import_key(k.public_jwk, {"kid": k.kid}) for k in keys])
+    try:
+        decoded = jwt.decode(token, key_set, algorithms=[TOKEN_ALGORITHM])
+        jwt.JWTClaimsRegistry(
+            now=int(runtime.now().timestamp()),
+            iss={"essential": True, "value": current_app.config["TOKEN_ISSUER"]},
+            aud={"essential": True, "value": current_app.config["API_AUDIENCE"]},
+            exp={"essential": True},
+            sub={"essential": True},
+        ).validate(decoded.claims)
+    except (JoseError, ValueError) as e:
+        raise Unauthorized("Het toegangstoken is ongeldig of verlopen.") from e
+    client = db.session.get(Client, decoded.claims["sub"])
+    if client is None or client.revoked_at is not None or client.party_id != decoded.claims.get("party"):
+        raise Unauthorized("Het toegangstoken is ongeldig of verlopen.")
+    return Caller(client_id=client.client_id, party_id=client.party_id)
+
+
+def current_caller() -> Caller:
+    caller: Caller = g.caller
+    return caller
+
+
+def require_token(view: F) -> F:
+    """Let the view run only for a valid bearer token sent in the Authorization header."""
+
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if "access_token" in request.args or "access_token" in request.form:
+            raise BadRequest("Toegangstokens worden niet in de URL of het formulier geaccepteerd.")
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthorized("Stuur een Bearer-toegangstoken in de Authorization-header.")
+        g.caller = _verify_access_token(token.strip())
+        return view(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]

@@ -1,0 +1,173 @@
+"""The `broker` command: set up, serve, manage clients and rotate keys."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+import click
+from flask import Flask, current_app
+from flask.cli import FlaskGroup, with_appcontext
+
+from broker import runtime
+from broker.auth import TOKEN_ALGORITHM, TOKEN_PURPOSE, import_public_key
+from broker.extensions import db
+from broker.migrate import upgrade
+from broker.models import Client
+from keys.master import MasterKeyError, create_master_key_file
+
+
+def _create_app() -> Flask:
+    from broker import create_app
+
+    return create_app()
+
+
+@click.group(cls=FlaskGroup, create_app=_create_app, add_version_option=False, load_dotenv=False)
+def main() -> None:
+    """Operate the convenant broker."""
+
+
+@click.command("init")
+@with_appcontext
+def init_command() -> None:
+    """Create the master key file if needed, migrate the database and create missing keys."""
+    cfg = current_app.config
+    if not cfg.get("MASTER_KEY") and cfg.get("MASTER_KEY_FILE"):
+        if create_master_key_file(cfg["MASTER_KEY_FILE"]):
+            click.echo(f"Created master key {cfg['MASTER_KEY_FILE']} (keep it out of git and backups).")
+    upgrade(cfg["DATABASE_URL"])
+    keyring = runtime.keyring()
+    for convenant_id in runtime.convenants():
+        keyring.ensure_convenant_keys(convenant_id)
+    keyring.signing_key(TOKEN_PURPOSE, TOKEN_ALGORITHM)
+    db.session.commit()
+    click.echo(f"Database ready; convenants: {', '.join(runtime.convenants())}.")
+
+
+@click.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=lambda: int(os.environ.get("PORT", "8000")), show_default="$PORT or 8000")
+@click.option("--workers", type=int, default=1, show_default=True)
+def serve_command(host: str, port: int, workers: int) -> None:
+    """Serve the broker with gunicorn."""
+    from gunicorn.app.base import BaseApplication
+
+    app = _create_app()
+    with app.app_context():
+        try:
+            runtime.master_key()
+        except MasterKeyError as e:
+            raise click.ClickException(f"{e}. Run `broker init` first.") from e
+
+    class Server(BaseApplication):  # type: ignore[misc]
+        def load_config(self) -> None:
+            self.cfg.set("bind", f"{host}:{port}")
+            self.cfg.set("workers", workers)
+            self.cfg.set("accesslog", None)
+
+        def load(self) -> Flask:
+            return app
+
+    click.echo(f"Broker on http://{host}:{port}  (OpenAPI: http://{host}:{port}/openapi.json)")
+    Server().run()
+
+
+@click.group("clients")
+def clients_group() -> None:
+    """Manage the OAuth clients of the parties."""
+
+
+def _read_public_jwk(path: Path) -> dict[str, Any]:
+    text = path.read_text()
+    try:
+        from joserfc.jwk import ECKey, RSAKey
+
+        if text.lstrip().startswith("{"):
+            jwk = json.loads(text)
+        else:
+            pem_key: Any = None
+            for cls in (RSAKey, ECKey):
+                try:
+                    pem_key = cls.import_key(text)
+                    break
+                except Exception:  # noqa: S112 - try the next key type
+                    continue
+            if pem_key is None:
+                raise ValueError("not an RSA or EC public key in PEM")
+            jwk = pem_key.as_dict(private=False)
+        return import_public_key(jwk).as_dict(private=False)
+    except ValueError as e:
+        raise click.ClickException(f"{path}: {e}") from e
+
+
+@clients_group.command("add")
+@click.option("--party", "party_id", required=True, help="Party id as in the convenant file.")
+@click.option("--public-key", "public_key", required=True, type=click.Path(exists=True, path_type=Path))
+@with_appcontext
+def clients_add_command(party_id: str, public_key: Path) -> None:
+    """Register a client of PARTY with its public key (PEM or JWK); prints the client_id."""
+    if not any(c.party(party_id) for c in runtime.convenants().values()):
+        raise click.ClickException(f"party {party_id!r} is in no convenant")
+    jwk = _read_public_jwk(public_key)
+    client = Client(
+        client_id=str(uuid.uuid4()), party_id=party_id, public_jwk=jwk, created_at=runtime.now(), revoked_at=None
+    )
+    db.session.add(client)
+    db.session.commit()
+    click.echo(client.client_id)
+
+
+@clients_group.command("list")
+@with_appcontext
+def clients_list_command() -> None:
+    """List registered clients."""
+    for client in db.session.query(Client).order_by(Client.party_id, Client.created_at):
+        state = f"revoked {client.revoked_at:%Y-%m-%d}" if client.revoked_at else "active"
+        click.echo(f"{client.client_id}  {client.party_id}  {state}")
+
+
+@clients_group.command("revoke")
+@click.argument("client_id")
+@with_appcontext
+def clients_revoke_command(client_id: str) -> None:
+    """Revoke a client: its tokens stop working at once."""
+    client = db.session.get(Client, client_id)
+    if client is None:
+        raise click.ClickException("no such client")
+    client.revoked_at = client.revoked_at or runtime.now()
+    db.session.commit()
+    click.echo(f"revoked {client_id}")
+
+
+@click.group("keys")
+def keys_group() -> None:
+    """Manage key material."""
+
+
+@keys_group.command("rotate")
+@click.option("--convenant", "convenant_id", required=True)
+@with_appcontext
+def keys_rotate_command(convenant_id: str) -> None:
+    """Rotate a convenant's key-encryption key, re-wrapping every data key under the new one."""
+    if convenant_id not in runtime.convenants():
+        raise click.ClickException(f"unknown convenant {convenant_id!r}")
+    kid, count = runtime.keyring().rotate_kek(convenant_id)
+    db.session.commit()
+    click.echo(f"new key {kid}; re-wrapped {count} data keys")
+
+
+def init_app(app: Flask) -> None:
+    for command in (init_command, clients_group, keys_group):
+        app.cli.add_command(command)
+
+
+main.add_command(serve_command)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

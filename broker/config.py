@@ -1,0 +1,32 @@
+"""Default settings. Every one can be overridden by a `BROKER_`-prefixed environment variable."""
+
+from __future__ import annotations
+
+from schemas.convenant import DEFAULT_DIR
+
+
+class Defaults:
+    API_TITLE = "Convenant broker"
+    API_VERSION = "1.0.0"
+    OPENAPI_VERSION = "3.0.3"
+    OPENAPI_URL_PREFIX = "/"
+    OPENAPI_JSON_PATH = "openapi.json"
+
+    # sqlite:///<instance>/broker.db unless BROKER_DATABASE_URL says otherwise.
+    DATABASE_URL: str | None = None
+    CONVENANT_DIR = str(DEFAULT_DIR)
+
+    # The master key wraps every other key. Base64 in BROKER_MASTER_KEY, or a file outside git
+    # named by BROKER_MASTER_KEY_FILE (default <instance>/master.key, created by `broker init`).
+    MASTER_KEY: str | None = None
+    MASTER_KEY_FILE: str | None = None
+
+    TOKEN_ISSUER = "convenant-broker"
+    API_AUDIENCE = "convenant-broker-api"
+    ACCESS_TOKEN_LIFETIME = 3600
+    # The externally visible base URL, used for the token endpoint `aud`; from the request if unset.
+    PUBLIC_URL: str | None = None
+
+    MAX_CONTENT_LENGTH = 64 * 1024 * 1024
+    LOG_LEVEL = "INFO"
+    JSON_SORT_KEYS = False

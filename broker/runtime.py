@@ -1,0 +1,71 @@
+"""Per-app services reached from views and commands: clock, convenants, keyring, validators."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from zoneinfo import ZoneInfo
+
+from flask import Flask, current_app
+
+from broker.errors import NotFound
+from broker.extensions import db
+from broker.keyring import Keyring
+from keys.master import load_master_key
+from schemas.convenant import Convenant, load_convenants
+from schemas.validation import RecordValidator
+
+AMSTERDAM = ZoneInfo("Europe/Amsterdam")
+
+Clock = Callable[[], dt.datetime]
+
+
+def system_clock() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def init_app(app: Flask) -> None:
+    clock = app.config.get("CLOCK") or system_clock
+    convenants = load_convenants(app.config["CONVENANT_DIR"])
+    app.extensions["broker.clock"] = clock
+    app.extensions["broker.convenants"] = convenants
+    app.extensions["broker.validators"] = {cid: RecordValidator(c) for cid, c in convenants.items()}
+    app.extensions["broker.key_cache"] = {}
+
+
+def now() -> dt.datetime:
+    """The current time in UTC, from the app's clock (tests pass their own)."""
+    value: dt.datetime = current_app.extensions["broker.clock"]()
+    return value.astimezone(dt.UTC)
+
+
+def today() -> dt.date:
+    """Today's date in the Netherlands."""
+    return now().astimezone(AMSTERDAM).date()
+
+
+def convenants() -> dict[str, Convenant]:
+    result: dict[str, Convenant] = current_app.extensions["broker.convenants"]
+    return result
+
+
+def get_convenant(convenant_id: str) -> Convenant:
+    convenant = convenants().get(convenant_id)
+    if convenant is None:
+        raise NotFound("Dit convenant bestaat niet.")
+    return convenant
+
+
+def validator(convenant: Convenant) -> RecordValidator:
+    result: RecordValidator = current_app.extensions["broker.validators"][convenant.id]
+    return result
+
+
+def master_key() -> bytes:
+    cfg = current_app.config
+    return load_master_key(cfg.get("MASTER_KEY"), cfg.get("MASTER_KEY_FILE"))
+
+
+def keyring() -> Keyring:
+    """The keyring bound to this request's database session."""
+    return Keyring(db.session, master_key(), current_app.extensions["broker.key_cache"], now())

@@ -1,0 +1,85 @@
+"""Read and acknowledge what the broker routed to a party."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from broker.errors import Forbidden, NotFound
+from broker.keyring import Keyring
+from broker.models import Delivery, DeliveryRecord, Record, Submission
+from keys.envelope import Sealer
+
+
+def delivery_summary(delivery: Delivery) -> dict[str, Any]:
+    return {
+        "delivery_id": delivery.id,
+        "convenant_id": delivery.convenant_id,
+        "kind": delivery.kind,
+        "sender": delivery.sender_party_id,
+        "recipient": delivery.recipient_party_id,
+        "records": delivery.record_count,
+        "created_at": delivery.created_at.isoformat(),
+        "fetched_at": delivery.fetched_at.isoformat() if delivery.fetched_at else None,
+        "acked_at": delivery.acked_at.isoformat() if delivery.acked_at else None,
+    }
+
+
+def list_deliveries(
+    session: Session, party_id: str, *, convenant_id: str | None = None, unacked_only: bool = False
+) -> list[Delivery]:
+    """Return the deliveries addressed to `party_id`, newest first."""
+    query = select(Delivery).where(Delivery.recipient_party_id == party_id)
+    if convenant_id:
+        query = query.where(Delivery.convenant_id == convenant_id)
+    if unacked_only:
+        query = query.where(Delivery.acked_at.is_(None))
+    return list(session.scalars(query.order_by(Delivery.created_at.desc(), Delivery.id)))
+
+
+def get_own_delivery(session: Session, party_id: str, delivery_id: str) -> Delivery:
+    """Return a delivery the caller's party may read, or refuse."""
+    delivery = session.get(Delivery, delivery_id)
+    if delivery is None:
+        raise NotFound("Deze levering bestaat niet.")
+    if delivery.recipient_party_id != party_id:
+        raise Forbidden("Deze levering is niet aan uw partij gericht.")
+    return delivery
+
+
+def open_records(session: Session, keyring: Keyring, delivery: Delivery) -> list[dict[str, Any]]:
+    """Decrypt the records of a delivery, in the order they were submitted."""
+    rows = session.execute(
+        select(Record.submission_id, Record.seq, Record.payload, Submission.data_key_id)
+        .join(DeliveryRecord, (DeliveryRecord.submission_id == Record.submission_id) & (DeliveryRecord.seq == Record.seq))
+        .join(Submission, Submission.id == Record.submission_id)
+        .where(DeliveryRecord.delivery_id == delivery.id)
+        .order_by(Record.submission_id, Record.seq)
+    ).all()
+    sealers: dict[str, Sealer] = {}
+    records = []
+    for submission_id, seq, payload, data_key_id in rows:
+        if data_key_id not in sealers:
+            sealers[data_key_id] = Sealer(keyring.data_key(data_key_id))
+        plaintext = sealers[data_key_id].open(payload, f"{submission_id}/{seq}".encode())
+        records.append(json.loads(plaintext))
+    return records
+
+
+def mark_fetched(delivery: Delivery, now: dt.datetime) -> None:
+    if delivery.fetched_at is None:
+        delivery.fetched_at = now
+
+
+def acknowledge(delivery: Delivery, now: dt.datetime) -> bool:
+    """Record that the recipient has the delivery; False when it was already acknowledged."""
+    if delivery.acked_at is not None:
+        return False
+    delivery.acked_at = now
+    if delivery.fetched_at is None:
+        delivery.fetched_at = now
+    return True

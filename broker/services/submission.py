@@ -1,0 +1,261 @@
+"""Accept a submission: check the party's rights, validate, pseudonymise, seal, store and route.
+
+Everything happens in the caller's transaction: a submission is stored whole or not at all.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import insert
+from sqlalchemy.orm import Session
+
+from broker.errors import BadRequest, Forbidden, ValidationFailed
+from broker.keyring import Keyring
+from broker.models import Delivery, DeliveryRecord, Record, Submission
+from keys.envelope import Sealer
+from schemas.convenant import Convenant, Party
+from schemas.validation import RecordValidator, Violation
+
+KINDS = ("case", "quarterly_list")
+QUARTER = re.compile(r"^(\d{4})-Q([1-4])$")
+MAX_ERRORS = 1000
+
+
+@dataclass
+class Accepted:
+    """What the broker tells the submitter after storing a submission."""
+
+    submission: Submission
+    deliveries: list[Delivery] = field(default_factory=list)
+    pseudonyms: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "submission_id": self.submission.id,
+            "convenant_id": self.submission.convenant_id,
+            "kind": self.submission.kind,
+            "quarter": self.submission.quarter,
+            "accepted": self.submission.record_count,
+            "received_at": self.submission.received_at.isoformat(),
+            "deliveries": [
+                {"delivery_id": d.id, "recipient": d.recipient_party_id, "records": d.record_count}
+                for d in self.deliveries
+            ],
+        }
+
+
+def member_party(convenant: Convenant, party_id: str) -> Party:
+    """Return the caller's party in this convenant, or refuse."""
+    party = convenant.party(party_id)
+    if party is None:
+        raise Forbidden("Uw partij is geen partij bij dit convenant.")
+    return party
+
+
+def check_envelope(kind: Any, quarter: Any) -> tuple[str, str | None]:
+    """Check `kind` and `quarter` of a submission."""
+    if kind not in KINDS:
+        raise BadRequest(
+            "kind moet 'case' of 'quarterly_list' zijn.",
+            errors=[{"record": None, "field": "kind", "code": "invalid_choice", "message": "Kies case of quarterly_list."}],
+        )
+    if kind == "quarterly_list":
+        if not isinstance(quarter, str) or not QUARTER.match(quarter):
+            raise BadRequest(
+                "Een kwartaallijst noemt zijn kwartaal als JJJJ-QN, bijvoorbeeld 2026-Q4.",
+                errors=[{"record": None, "field": "quarter", "code": "invalid_format", "message": "Gebruik JJJJ-QN."}],
+            )
+        return kind, quarter
+    if quarter not in (None, ""):
+        raise BadRequest(
+            "Alleen een kwartaallijst heeft een kwartaal.",
+            errors=[{"record": None, "field": "quarter", "code": "not_allowed", "message": "Laat quarter weg bij een casus."}],
+        )
+    return kind, None
+
+
+def _category_violations(records: list[Any], party: Party, convenant: Convenant) -> list[Violation]:
+    return [
+        Violation(
+            index,
+            "category",
+            "category_not_provided",
+            f"Uw partij mag categorie {record['category']!r} volgens het convenant niet aanleveren.",
+        )
+        for index, record in enumerate(records)
+        if isinstance(record, dict)
+        and record.get("category") in convenant.categories
+        and record["category"] not in party.provides
+    ]
+
+
+def _duplicates(records: list[dict[str, Any]], subject_field: str) -> list[Violation]:
+    seen: dict[str, int] = {}
+    violations = []
+    for index, record in enumerate(records):
+        subject = record.get(subject_field)
+        if subject in seen:
+            violations.append(
+                Violation(index, subject_field, "duplicate_subject", f"Deze jeugdige staat ook in record {seen[subject]}.")
+            )
+        else:
+            seen[subject] = index
+    return violations
+
+
+def _gemeente(record: dict[str, Any], path: str) -> str:
+    value: Any = record
+    for part in path.split("."):
+        value = value[part]
+    return str(value)
+
+
+def _json_default(value: Any) -> str:
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    raise TypeError(f"cannot serialise {type(value).__name__}")
+
+
+def submit(
+    session: Session,
+    keyring: Keyring,
+    convenant: Convenant,
+    validator: RecordValidator,
+    *,
+    party_id: str,
+    client_id: str,
+    kind: Any,
+    quarter: Any,
+    records: Any,
+    now: dt.datetime,
+    today: dt.date,
+    line_offset: int | None = None,
+) -> Accepted:
+    """Validate and store one submission and route its records; raise on any violation."""
+    party = member_party(convenant, party_id)
+    kind, quarter = check_envelope(kind, quarter)
+    if not isinstance(records, list) or not records:
+        raise BadRequest(
+            "Een aanlevering bevat een niet-lege lijst records.",
+            errors=[{"record": None, "field": "records", "code": "required", "message": "Lever minstens één record aan."}],
+        )
+
+    refused = _category_violations(records, party, convenant)
+    if refused:
+        raise Forbidden(
+            "Uw partij levert categorieën aan die het convenant haar niet toestaat.",
+            errors=_report(refused, line_offset),
+        )
+
+    valid, violations = validator.validate(records, today)
+    if not violations:
+        violations = _duplicates(valid, convenant.subject_id_field)
+    if violations:
+        raise ValidationFailed(
+            f"{len({v.record for v in violations})} van {len(records)} records voldoen niet; "
+            "er is niets opgeslagen.",
+            errors=_report(violations, line_offset),
+        )
+    return _store(session, keyring, convenant, party, client_id, kind, quarter, valid, now)
+
+
+def _report(violations: list[Violation], line_offset: int | None) -> list[dict[str, Any]]:
+    report = []
+    for v in violations[:MAX_ERRORS]:
+        entry = v.as_dict()
+        if line_offset is not None:
+            entry["line"] = v.record + line_offset
+        report.append(entry)
+    return report
+
+
+def _store(
+    session: Session,
+    keyring: Keyring,
+    convenant: Convenant,
+    party: Party,
+    client_id: str,
+    kind: str,
+    quarter: str | None,
+    records: list[dict[str, Any]],
+    now: dt.datetime,
+) -> Accepted:
+    pseudonymiser = keyring.pseudonymiser(convenant.id)
+    data_key, key = keyring.new_data_key(convenant.id)
+    sealer = Sealer(key)
+    submission = Submission(
+        id=str(uuid.uuid4()),
+        convenant_id=convenant.id,
+        party_id=party.id,
+        client_id=client_id,
+        kind=kind,
+        quarter=quarter,
+        record_count=len(records),
+        data_key_id=data_key.id,
+        received_at=now,
+    )
+    session.add(submission)
+    session.flush()
+
+    rows: list[dict[str, Any]] = []
+    pseudonyms: list[str] = []
+    routed: dict[str, list[int]] = defaultdict(list)
+    subject_field = convenant.subject_id_field
+    recipients_by_gemeente: dict[str, tuple[str, ...]] = {}
+    dumps = json.JSONEncoder(default=_json_default, ensure_ascii=False, separators=(",", ":")).encode
+    prefix = submission.id + "/"
+    for seq, record in enumerate(records):
+        gemeente = _gemeente(record, convenant.gemeente_field)
+        pseudonym = pseudonymiser.pseudonymise_bsn(record[subject_field])
+        pseudonyms.append(pseudonym)
+        rows.append(
+            {
+                "submission_id": submission.id,
+                "seq": seq,
+                "category": record["category"],
+                "gemeente": gemeente,
+                "pseudonym": pseudonym,
+                "pseudonym_kid": pseudonymiser.kid,
+                "payload": sealer.seal(dumps(record).encode(), (prefix + str(seq)).encode()),
+            }
+        )
+        if kind == "case":
+            if gemeente not in recipients_by_gemeente:
+                recipients_by_gemeente[gemeente] = tuple(p.id for p in convenant.recipients(party, gemeente))
+            for recipient in recipients_by_gemeente[gemeente]:
+                routed[recipient].append(seq)
+    session.execute(insert(Record), rows)
+
+    # Quarterly lists are not forwarded whole: the quarterly match tells each party what it lacks.
+    deliveries = [
+        Delivery(
+            id=str(uuid.uuid4()),
+            convenant_id=convenant.id,
+            kind=kind,
+            submission_id=submission.id,
+            sender_party_id=party.id,
+            recipient_party_id=recipient,
+            record_count=len(seqs),
+            created_at=now,
+            fetched_at=None,
+            acked_at=None,
+        )
+        for recipient, seqs in routed.items()
+    ]
+    session.add_all(deliveries)
+    session.flush()
+    links = [
+        {"delivery_id": d.id, "submission_id": submission.id, "seq": seq}
+        for d in deliveries
+        for seq in routed[d.recipient_party_id]
+    ]
+    if links:
+        session.execute(insert(DeliveryRecord), links)
+    return Accepted(submission, deliveries, pseudonyms)

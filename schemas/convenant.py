@@ -1,0 +1,253 @@
+"""Load convenant definition files into typed, immutable objects."""
+
+from __future__ import annotations
+
+import hashlib
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+DEFAULT_DIR = Path(__file__).parent / "convenants"
+
+FIELD_TYPES = {"bsn", "string", "text", "date", "postcode", "gemeente", "enum", "object"}
+
+
+class ConvenantError(ValueError):
+    """A convenant file is malformed or inconsistent."""
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    name: str
+    type: str
+    label: str
+    max_length: int | None = None
+    pattern: str | None = None
+    choices: tuple[str, ...] = ()
+    not_future: bool = False
+    after: str | None = None
+    screen: str | None = None
+    fields: tuple[FieldSpec, ...] = ()
+
+
+@dataclass(frozen=True)
+class Item:
+    """One row of the convenant's table of exchanged data: what, which fields, and why."""
+
+    item: str
+    fields: tuple[str, ...]
+    reason: str
+
+
+@dataclass(frozen=True)
+class Category:
+    id: str
+    label: str
+    definition: str
+    items: tuple[Item, ...]
+    optional: frozenset[str]
+    age_reference: str | None
+
+    @property
+    def field_names(self) -> tuple[str, ...]:
+        return tuple(name for item in self.items for name in item.fields)
+
+
+@dataclass(frozen=True)
+class Party:
+    id: str
+    name: str
+    role: str
+    werkgebied: tuple[str, ...]
+    provides: frozenset[str]
+
+
+@dataclass(frozen=True)
+class RoutingRule:
+    from_role: str
+    to_role: str
+
+
+@dataclass(frozen=True)
+class EndingReason:
+    id: str
+    code: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Convenant:
+    id: str
+    version: str
+    title: str
+    parties: tuple[Party, ...]
+    categories: MappingProxyType[str, Category]
+    fields: MappingProxyType[str, FieldSpec]
+    routing: tuple[RoutingRule, ...]
+    ending_reasons: tuple[EndingReason, ...]
+    subject_id_field: str
+    gemeente_field: str
+    birth_date_field: str | None
+    min_age: int
+    max_age: int
+    digest: str
+    raw: MappingProxyType[str, Any] = field(repr=False)
+
+    def party(self, party_id: str) -> Party | None:
+        return next((p for p in self.parties if p.id == party_id), None)
+
+    @property
+    def werkgebied(self) -> frozenset[str]:
+        """Every gemeente in which some party of the convenant works."""
+        return frozenset(g for p in self.parties for g in p.werkgebied)
+
+    def canonical_gemeente(self, name: str) -> str | None:
+        """Return the gemeente as the convenant spells it, or None outside the werkgebied."""
+        return self._gemeenten.get(name.strip().casefold())
+
+    @property
+    def _gemeenten(self) -> dict[str, str]:
+        return {g.casefold(): g for g in self.werkgebied}
+
+    def recipients(self, sender: Party, gemeente: str) -> tuple[Party, ...]:
+        """Return the parties a record about a pupil in `gemeente` is routed to."""
+        to_roles = {r.to_role for r in self.routing if r.from_role == sender.role}
+        return tuple(
+            p
+            for p in self.parties
+            if p.role in to_roles and p.id != sender.id and gemeente in p.werkgebied
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the definition as published to parties (the file's own structure)."""
+        return {"digest": self.digest, **_thaw(self.raw)}
+
+
+def _thaw(value: Any) -> Any:
+    if isinstance(value, MappingProxyType | dict):
+        return {k: _thaw(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_thaw(v) for v in value]
+    return value
+
+
+def _field_spec(name: str, data: dict[str, Any]) -> FieldSpec:
+    kind = data.get("type")
+    if kind not in FIELD_TYPES:
+        raise ConvenantError(f"field {name!r}: unknown type {kind!r}")
+    subfields = tuple(_field_spec(k, v) for k, v in data.get("fields", {}).items())
+    if kind == "object" and not subfields:
+        raise ConvenantError(f"field {name!r}: an object needs fields")
+    if kind == "enum" and not data.get("choices"):
+        raise ConvenantError(f"field {name!r}: an enum needs choices")
+    return FieldSpec(
+        name=name,
+        type=kind,
+        label=data.get("label", name),
+        max_length=data.get("max_length"),
+        pattern=data.get("pattern"),
+        choices=tuple(data.get("choices", ())),
+        not_future=bool(data.get("not_future", False)),
+        after=data.get("after"),
+        screen=data.get("screen"),
+        fields=subfields,
+    )
+
+
+def _category(cid: str, data: dict[str, Any], fields: dict[str, FieldSpec]) -> Category:
+    items = tuple(
+        Item(item=i["item"], fields=tuple(i["fields"]), reason=i["reason"])
+        for i in data.get("items", ())
+    )
+    if not items:
+        raise ConvenantError(f"category {cid!r}: no items")
+    names = [n for item in items for n in item.fields]
+    unknown = [n for n in names if n not in fields]
+    if unknown:
+        raise ConvenantError(f"category {cid!r}: undefined fields {unknown}")
+    optional = frozenset(data.get("optional", ()))
+    if not optional <= set(names):
+        raise ConvenantError(f"category {cid!r}: optional fields not in its items")
+    age_reference = data.get("age_reference")
+    if age_reference is not None and age_reference not in names:
+        raise ConvenantError(f"category {cid!r}: age_reference {age_reference!r} not in items")
+    return Category(
+        id=cid,
+        label=data.get("label", cid),
+        definition=data.get("definition", ""),
+        items=items,
+        optional=optional,
+        age_reference=age_reference,
+    )
+
+
+def parse_convenant(data: dict[str, Any], digest: str = "") -> Convenant:
+    """Build a Convenant from the parsed contents of a definition file."""
+    try:
+        fields = {k: _field_spec(k, v) for k, v in data["fields"].items()}
+        categories = {k: _category(k, v, fields) for k, v in data["categories"].items()}
+        parties = tuple(
+            Party(
+                id=p["id"],
+                name=p["name"],
+                role=p["role"],
+                werkgebied=tuple(p.get("werkgebied", ())),
+                provides=frozenset(p.get("provides", ())),
+            )
+            for p in data["parties"]
+        )
+        routing = tuple(RoutingRule(r["from_role"], r["to_role"]) for r in data.get("routing", ()))
+        reasons = tuple(
+            EndingReason(id=r["id"], code=r.get("code", r["id"]), text=r["text"])
+            for r in data.get("ending_reasons", ())
+        )
+        leerplicht = data.get("leerplicht", {})
+        convenant = Convenant(
+            id=data["id"],
+            version=str(data["version"]),
+            title=data["title"],
+            parties=parties,
+            categories=MappingProxyType(categories),
+            fields=MappingProxyType(fields),
+            routing=routing,
+            ending_reasons=reasons,
+            subject_id_field=data["subject_id_field"],
+            gemeente_field=data["gemeente_field"],
+            birth_date_field=leerplicht.get("birth_date_field"),
+            min_age=int(leerplicht.get("min_age", 0)),
+            max_age=int(leerplicht.get("max_age", 200)),
+            digest=digest,
+            raw=MappingProxyType(data),
+        )
+    except KeyError as e:
+        raise ConvenantError(f"missing key {e}") from e
+    for party in parties:
+        unknown = party.provides - categories.keys()
+        if unknown:
+            raise ConvenantError(f"party {party.id!r} provides unknown categories {sorted(unknown)}")
+    if len({p.id for p in parties}) != len(parties):
+        raise ConvenantError("duplicate party ids")
+    return convenant
+
+
+def load_convenant(path: str | Path) -> Convenant:
+    """Load one convenant definition file (TOML)."""
+    raw = Path(path).read_bytes()
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except tomllib.TOMLDecodeError as e:
+        raise ConvenantError(f"{path}: {e}") from e
+    return parse_convenant(data, digest="sha256:" + hashlib.sha256(raw).hexdigest())
+
+
+def load_convenants(directory: str | Path = DEFAULT_DIR) -> dict[str, Convenant]:
+    """Load every `*.toml` convenant in `directory`, keyed by convenant id."""
+    convenants: dict[str, Convenant] = {}
+    for path in sorted(Path(directory).glob("*.toml")):
+        convenant = load_convenant(path)
+        if convenant.id in convenants:
+            raise ConvenantError(f"{path}: duplicate convenant id {convenant.id!r}")
+        convenants[convenant.id] = convenant
+    return convenants

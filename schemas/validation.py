@@ -1,0 +1,363 @@
+"""Turn a convenant definition into marshmallow schemas and validate records against them.
+
+Every rule here is generic: which fields exist, which category allows which field, which gemeenten
+are in the werkgebied and which free text is screened all come from the convenant file.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import datetime as dt
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+import marshmallow as ma
+from stdnum.nl import bsn as stdnum_bsn
+
+from schemas.convenant import Category, Convenant, FieldSpec
+from schemas.screening import Lexicon, load_default_lexicon
+
+# The reference date for "not in the future" and age checks; set per validation run.
+_today: contextvars.ContextVar[dt.date] = contextvars.ContextVar("today")
+
+POSTCODE = re.compile(r"^([1-9][0-9]{3}) ?([A-Z]{2})$")
+ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+BSN_SHAPE = re.compile(r"^\d{9}$")
+
+
+class Coded(str):
+    """A validation message that carries a machine-readable rule code."""
+
+    code: str
+
+    def __new__(cls, code: str, text: str) -> Coded:
+        obj = super().__new__(cls, text)
+        obj.code = code
+        return obj
+
+
+@dataclass(frozen=True)
+class Violation:
+    """One broken rule: which record, which field, which rule, and a message for people."""
+
+    record: int
+    field: str
+    code: str
+    message: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"record": self.record, "field": self.field, "code": self.code, "message": self.message}
+
+
+MESSAGES = {
+    "required": "Dit veld is verplicht.",
+    "null": "Dit veld mag niet leeg (null) zijn.",
+    "invalid": "Ongeldige waarde.",
+    "invalid_type": "Verwacht een tekst (string).",
+    "too_long": "De tekst is langer dan {max} tekens.",
+    "empty": "Dit veld mag niet leeg zijn.",
+    "invalid_format": "De waarde heeft niet het voorgeschreven formaat.",
+    "invalid_bsn": "Geen geldig burgerservicenummer: 9 cijfers die aan de elfproef voldoen.",
+    "invalid_date": "Geen geldige datum; gebruik JJJJ-MM-DD.",
+    "future_date": "De datum ligt in de toekomst.",
+    "invalid_postcode": "Geen geldige Nederlandse postcode (1234 AB).",
+    "outside_werkgebied": "De gemeente ligt niet in het werkgebied van het convenant.",
+    "invalid_choice": "Kies een van: {choices}.",
+    "invalid_object": "Verwacht een object met velden.",
+}
+
+
+class CodedField(ma.fields.Field):
+    """A field whose errors carry a rule code and a Dutch message."""
+
+    def make_error(self, key: str, **kwargs: Any) -> ma.ValidationError:
+        code = {"invalid": "invalid_type"}.get(key, key) if isinstance(self, Text) else key
+        text = MESSAGES.get(code, MESSAGES["invalid"]).format(**kwargs)
+        return ma.ValidationError(Coded(code, text))
+
+
+class Text(CodedField):
+    """A string, optionally bounded, patterned and screened for forbidden content."""
+
+    def __init__(
+        self,
+        *,
+        max_length: int | None = None,
+        pattern: str | None = None,
+        screen: str | None = None,
+        lexicon: Lexicon | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.max_length = max_length
+        self.pattern = re.compile(pattern) if pattern else None
+        self.screen = screen
+        self.lexicon = lexicon
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        if not isinstance(value, str):
+            raise self.make_error("invalid")
+        value = value.strip()
+        if not value:
+            raise self.make_error("empty")
+        if self.max_length is not None and len(value) > self.max_length:
+            raise self.make_error("too_long", max=self.max_length)
+        if self.pattern is not None and not self.pattern.match(value):
+            raise self.make_error("invalid_format")
+        if self.screen and self.lexicon is not None:
+            self._screen(value)
+        return value
+
+    def _screen(self, value: str) -> None:
+        assert self.lexicon is not None
+        if self.screen == "full":
+            findings = self.lexicon.screen(value)
+        else:
+            findings = self.lexicon.screen_bsn_only(value)
+        if findings:
+            # The message comes from the lexicon and never repeats a number it found.
+            raise ma.ValidationError(
+                [Coded(f"forbidden_content.{f.category}", f.message) for f in findings]
+            )
+
+
+class Bsn(CodedField):
+    """A burgerservicenummer: exactly nine digits passing the elfproef (never echoed)."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        if not isinstance(value, str) or not BSN_SHAPE.match(value) or not stdnum_bsn.is_valid(value):
+            raise self.make_error("invalid_bsn")
+        return value
+
+
+class Date(CodedField):
+    """An ISO 8601 calendar date (JJJJ-MM-DD), optionally not after today."""
+
+    def __init__(self, *, not_future: bool = False, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.not_future = not_future
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> dt.date:
+        if not isinstance(value, str) or not ISO_DATE.match(value):
+            raise self.make_error("invalid_date")
+        try:
+            date = dt.date.fromisoformat(value)
+        except ValueError as e:
+            raise self.make_error("invalid_date") from e
+        if self.not_future and date > _today.get():
+            raise self.make_error("future_date")
+        return date
+
+
+class Postcode(CodedField):
+    """A Dutch postcode, normalised to `1234 AB`."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        match = POSTCODE.match(value.strip().upper()) if isinstance(value, str) else None
+        if match is None:
+            raise self.make_error("invalid_postcode")
+        return f"{match[1]} {match[2]}"
+
+
+class Gemeente(CodedField):
+    """A gemeente in the convenant's werkgebied, spelled as the convenant spells it."""
+
+    def __init__(self, *, convenant: Convenant, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.convenant = convenant
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        if not isinstance(value, str):
+            raise self.make_error("invalid_type")
+        canonical = self.convenant.canonical_gemeente(value)
+        if canonical is None:
+            raise self.make_error("outside_werkgebied")
+        return canonical
+
+
+class Choice(CodedField):
+    """One of a fixed list of values."""
+
+    def __init__(self, *, choices: Iterable[str], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.choices = tuple(choices)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        if value not in self.choices:
+            raise self.make_error("invalid_choice", choices=", ".join(self.choices))
+        return str(value)
+
+
+class Object(CodedField, ma.fields.Nested):
+    """A nested object whose own fields are validated and whose unknown fields are refused."""
+
+    def make_error(self, key: str, **kwargs: Any) -> ma.ValidationError:
+        return super().make_error({"type": "invalid_object"}.get(key, key), **kwargs)
+
+
+class RecordSchema(ma.Schema):
+    """Base for the per-category record schemas; cross-field rules come from the convenant."""
+
+    convenant_spec: Convenant
+    category_spec: Category
+    date_order: tuple[tuple[str, str], ...] = ()
+
+    class Meta:
+        unknown = ma.RAISE
+
+    @ma.validates_schema(skip_on_field_errors=True)
+    def check_cross_field_rules(self, data: dict[str, Any], **kwargs: Any) -> None:
+        errors: dict[str, list[str]] = {}
+        for later, earlier in self.date_order:
+            if later in data and earlier in data and data[later] <= data[earlier]:
+                errors.setdefault(later, []).append(
+                    Coded("date_order", f"De datum moet na {earlier} liggen.")
+                )
+        birth_field = self.convenant_spec.birth_date_field
+        reference = self.category_spec.age_reference
+        if birth_field and reference and birth_field in data and reference in data:
+            age = _age(data[birth_field], data[reference])
+            low, high = self.convenant_spec.min_age, self.convenant_spec.max_age
+            if not low <= age < high:
+                errors.setdefault(birth_field, []).append(
+                    Coded(
+                        "age_implausible",
+                        f"Leeftijd {age} op {reference} past niet bij de leerplicht "
+                        f"({low} tot {high} jaar).",
+                    )
+                )
+        if errors:
+            raise ma.ValidationError(errors)
+
+
+def _age(born: dt.date, on: dt.date) -> int:
+    return on.year - born.year - ((on.month, on.day) < (born.month, born.day))
+
+
+def _unknown_message(category: Category) -> Coded:
+    return Coded(
+        "not_allowed",
+        f"Het convenant staat dit veld niet toe bij categorie {category.id!r} (Bijlage 1).",
+    )
+
+
+class RecordValidator:
+    """Validate records of one convenant, one marshmallow schema per category."""
+
+    def __init__(self, convenant: Convenant, lexicon: Lexicon | None = None) -> None:
+        self.convenant = convenant
+        self.lexicon = lexicon or load_default_lexicon()
+
+    def _field(self, spec: FieldSpec, required: bool, category: Category) -> ma.fields.Field:
+        common: dict[str, Any] = {"required": required, "allow_none": False}
+        match spec.type:
+            case "bsn":
+                return Bsn(**common)
+            case "date":
+                return Date(not_future=spec.not_future, **common)
+            case "postcode":
+                return Postcode(**common)
+            case "gemeente":
+                return Gemeente(convenant=self.convenant, **common)
+            case "enum":
+                return Choice(choices=spec.choices, **common)
+            case "object":
+                inner = {sub.name: self._field(sub, True, category) for sub in spec.fields}
+                nested = type(
+                    f"{spec.name.title()}Schema",
+                    (ma.Schema,),
+                    {**inner, "Meta": type("Meta", (), {"unknown": ma.RAISE})},
+                )
+                schema = nested()
+                schema.error_messages = {**schema.error_messages, "unknown": _unknown_message(category)}
+                return Object(schema, **common)
+            case _:
+                return Text(
+                    max_length=spec.max_length,
+                    pattern=spec.pattern,
+                    screen=spec.screen,
+                    lexicon=self.lexicon,
+                    **common,
+                )
+
+    @cached_property
+    def schemas(self) -> dict[str, ma.Schema]:
+        """Return one schema instance per category of the convenant."""
+        schemas: dict[str, ma.Schema] = {}
+        for category in self.convenant.categories.values():
+            fields: dict[str, Any] = {"category": ma.fields.String(required=True)}
+            for name in category.field_names:
+                spec = self.convenant.fields[name]
+                fields[name] = self._field(spec, name not in category.optional, category)
+            date_order = tuple(
+                (name, self.convenant.fields[name].after)
+                for name in category.field_names
+                if self.convenant.fields[name].after in category.field_names
+            )
+            cls = type(
+                f"{category.id.title().replace('_', '')}Schema",
+                (RecordSchema,),
+                {
+                    **fields,
+                    "convenant_spec": self.convenant,
+                    "category_spec": category,
+                    "date_order": date_order,
+                },
+            )
+            schema = cls()
+            schema.error_messages = {**schema.error_messages, "unknown": _unknown_message(category)}
+            schemas[category.id] = schema
+        return schemas
+
+    def validate(
+        self, records: Iterable[Any], today: dt.date
+    ) -> tuple[list[dict[str, Any]], list[Violation]]:
+        """Validate records; return the normalised records and every violation found."""
+        token = _today.set(today)
+        try:
+            valid: list[dict[str, Any]] = []
+            violations: list[Violation] = []
+            schemas = self.schemas
+            for index, record in enumerate(records):
+                if not isinstance(record, Mapping):
+                    violations.append(Violation(index, "", "invalid_record", "Een record is een object."))
+                    continue
+                category = record.get("category")
+                schema = schemas.get(category) if isinstance(category, str) else None
+                if schema is None:
+                    violations.append(
+                        Violation(
+                            index,
+                            "category",
+                            "unknown_category",
+                            "Onbekende categorie; het convenant kent: "
+                            + ", ".join(self.convenant.categories)
+                            + ".",
+                        )
+                    )
+                    continue
+                try:
+                    valid.append(schema.load(record))
+                except ma.ValidationError as e:
+                    violations.extend(_flatten(index, e.messages))
+            return valid, violations
+        finally:
+            _today.reset(token)
+
+
+def _flatten(record: int, messages: Any, prefix: str = "") -> Iterable[Violation]:
+    if isinstance(messages, Mapping):
+        for key, value in messages.items():
+            path = f"{prefix}.{key}" if prefix else str(key)
+            yield from _flatten(record, value, "" if key == "_schema" else path)
+    elif isinstance(messages, list | tuple):
+        for message in messages:
+            if isinstance(message, Mapping | list | tuple):
+                yield from _flatten(record, message, prefix)
+            else:
+                yield Violation(record, prefix, getattr(message, "code", "invalid"), str(message))
+    else:
+        yield Violation(record, prefix, getattr(messages, "code", "invalid"), str(messages))
