@@ -162,7 +162,9 @@ def keys_rotate_command(convenant_id: str) -> None:
 
 
 def init_app(app: Flask) -> None:
-    for command in (init_command, clients_group, keys_group):
+    from broker.demo import demo_group
+
+    for command in (init_command, clients_group, keys_group, demo_group):
         app.cli.add_command(command)
 
 
