@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import tomllib
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -98,7 +99,7 @@ class Convenant:
     def party(self, party_id: str) -> Party | None:
         return next((p for p in self.parties if p.id == party_id), None)
 
-    @property
+    @cached_property
     def werkgebied(self) -> frozenset[str]:
         """Every gemeente in which some party of the convenant works."""
         return frozenset(g for p in self.parties for g in p.werkgebied)
@@ -107,7 +108,7 @@ class Convenant:
         """Return the gemeente as the convenant spells it, or None outside the werkgebied."""
         return self._gemeenten.get(name.strip().casefold())
 
-    @property
+    @cached_property
     def _gemeenten(self) -> dict[str, str]:
         return {g.casefold(): g for g in self.werkgebied}
 

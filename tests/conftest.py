@@ -233,14 +233,13 @@ def passend_wijs(make_party: Any) -> Party:
 
 
 def make_bsn(n: int) -> str:
-    """Return the n-th valid BSN (elfproef) of a deterministic test series."""
-    base = 100_000_000 + n * 10
-    while True:
-        digits = f"{base:09d}"
-        total = sum(int(d) * w for d, w in zip(digits[:8], range(9, 1, -1), strict=True)) - int(digits[8])
-        if total % 11 == 0:
-            return digits
-        base += 1
+    """Return the n-th valid BSN (elfproef) of a deterministic, collision-free test series."""
+    for prefix in (10_000_000 + 2 * n, 10_000_000 + 2 * n + 1):
+        digits = str(prefix)
+        check = sum(int(d) * w for d, w in zip(digits, range(9, 1, -1), strict=True)) % 11
+        if check < 10:
+            return digits + str(check)
+    raise AssertionError("unreachable: the two prefixes differ by 2 in the weighted sum")
 
 
 GEMEENTE_POSTCODE = {
@@ -294,3 +293,240 @@ def live_server(app: Any) -> Iterator[str]:
     yield f"http://127.0.0.1:{server.server_port}"
     server.shutdown()
     thread.join()
+
+
+# -- helpers added for the exchange-path suite (new fixtures only) ---------------------------------
+
+PROBLEM_JSON = "application/problem+json"
+COUNTED_TABLES = ("submissions", "records", "deliveries", "delivery_records", "data_keys")
+
+
+@pytest.fixture
+def count_rows(app: Any) -> Any:
+    """Return a function giving the row count of every table a submission writes to."""
+
+    def counts() -> dict[str, int]:
+        with app.app_context():
+            from broker.extensions import db
+
+            with db.engine.connect() as conn:
+                return {t: conn.execute(text(f"SELECT COUNT(*) FROM {t}")).scalar_one() for t in COUNTED_TABLES}
+
+    return counts
+
+
+@pytest.fixture
+def problem() -> Any:
+    """Return a checker: assert `response` is an RFC 9457 problem with `status`; return its body."""
+
+    def check(response: Any, status: int) -> dict[str, Any]:
+        assert response.status_code == status, (response.status_code, response.get_data(as_text=True)[:2000])
+        assert response.mimetype == PROBLEM_JSON, response.mimetype
+        body = json.loads(response.get_data(as_text=True))
+        assert body["status"] == status
+        assert body["type"] and body["title"] and "detail" in body
+        return body
+
+    return check
+
+
+SECOND_CONVENANT = "vsv-rijk-van-nijmegen"
+
+# A second, different convenant: municipalities <-> RMC about early school leavers. Other parties,
+# roles, categories, field names (the subject field is not called `bsn`, the address is `woonadres`)
+# and age bounds than the demo convenant, so nothing in the code can lean on the demo's names.
+SECOND_CONVENANT_TOML = '''
+id = "vsv-rijk-van-nijmegen"
+version = "7"
+title = "Convenant voortijdig schoolverlaten Rijk van Nijmegen (testconvenant)"
+purposes = ["Het terugleiden van voortijdig schoolverlaters naar onderwijs of werk."]
+subject_id_field = "burgerservicenummer"
+gemeente_field = "woonadres.gemeente"
+
+[legal_basis]
+article = "AVG art. 6 lid 1 sub c"
+
+[leerplicht]
+birth_date_field = "geboortedatum"
+min_age = 16
+max_age = 23
+
+[[parties]]
+id = "gemeente-nijmegen"
+name = "Gemeente Nijmegen"
+role = "gemeente"
+werkgebied = ["Nijmegen"]
+provides = ["voortijdig_schoolverlaten"]
+
+[[parties]]
+id = "gemeente-wijchen"
+name = "Gemeente Wijchen"
+role = "gemeente"
+werkgebied = ["Wijchen", "Beuningen"]
+provides = ["voortijdig_schoolverlaten"]
+
+[[parties]]
+id = "rmc-rijk-van-nijmegen"
+name = "RMC Rijk van Nijmegen"
+role = "rmc"
+werkgebied = ["Nijmegen", "Wijchen", "Beuningen"]
+provides = ["voortijdig_schoolverlaten", "startkwalificatie_behaald"]
+
+[[routing]]
+from_role = "gemeente"
+to_role = "rmc"
+
+[[routing]]
+from_role = "rmc"
+to_role = "gemeente"
+
+[fields.burgerservicenummer]
+type = "bsn"
+label = "BSN"
+
+[fields.naam]
+type = "string"
+label = "Naam"
+max_length = 120
+screen = "bsn"
+
+[fields.geboortedatum]
+type = "date"
+label = "Geboortedatum"
+not_future = true
+
+[fields.woonadres]
+type = "object"
+label = "Woonadres"
+
+[fields.woonadres.fields.postcode]
+type = "postcode"
+label = "Postcode"
+
+[fields.woonadres.fields.gemeente]
+type = "gemeente"
+label = "Gemeente"
+
+[fields.uitschrijfdatum]
+type = "date"
+label = "Datum uitschrijving"
+not_future = true
+
+[fields.toelichting]
+type = "text"
+label = "Toelichting"
+max_length = 100
+screen = "full"
+
+[fields.niveau]
+type = "enum"
+label = "Behaald niveau"
+choices = ["mbo2", "havo", "vwo"]
+
+[fields.diplomadatum]
+type = "date"
+label = "Diplomadatum"
+not_future = true
+
+[categories.voortijdig_schoolverlaten]
+label = "Voortijdig schoolverlaten"
+definition = "Jongeren tot 23 jaar die zonder startkwalificatie het onderwijs verlaten."
+age_reference = "uitschrijfdatum"
+optional = ["toelichting"]
+
+[[categories.voortijdig_schoolverlaten.items]]
+item = "BSN"
+fields = ["burgerservicenummer"]
+reason = "Om de jongere eenduidig te identificeren."
+
+[[categories.voortijdig_schoolverlaten.items]]
+item = "Naam, geboortedatum en woonadres"
+fields = ["naam", "geboortedatum", "woonadres"]
+reason = "Om de jongere te kunnen benaderen."
+
+[[categories.voortijdig_schoolverlaten.items]]
+item = "Uitschrijving"
+fields = ["uitschrijfdatum", "toelichting"]
+reason = "Om te weten sinds wanneer de jongere geen onderwijs volgt."
+
+[categories.startkwalificatie_behaald]
+label = "Startkwalificatie behaald"
+definition = "Jongeren die na uitval alsnog een startkwalificatie behaalden."
+age_reference = "diplomadatum"
+
+[[categories.startkwalificatie_behaald.items]]
+item = "BSN"
+fields = ["burgerservicenummer"]
+reason = "Om de jongere eenduidig te identificeren."
+
+[[categories.startkwalificatie_behaald.items]]
+item = "Geboortedatum en woonadres"
+fields = ["geboortedatum", "woonadres"]
+reason = "Om de gemeente vast te stellen."
+
+[[categories.startkwalificatie_behaald.items]]
+item = "Diploma"
+fields = ["niveau", "diplomadatum"]
+reason = "Om de registratie als voortijdig schoolverlater te beeindigen."
+
+[[ending_reasons]]
+id = "startkwalificatie"
+code = "1"
+text = "De jongere heeft een startkwalificatie behaald."
+'''
+
+
+@pytest.fixture
+def multi_convenant_dir(tmp_path: Path) -> Path:
+    """A convenant directory holding the demo convenant and the second test convenant."""
+    from schemas.convenant import DEFAULT_DIR
+
+    directory = tmp_path / "convenants"
+    directory.mkdir()
+    shutil.copyfile(DEFAULT_DIR / f"{CONVENANT}.toml", directory / f"{CONVENANT}.toml")
+    (directory / f"{SECOND_CONVENANT}.toml").write_text(SECOND_CONVENANT_TOML, encoding="utf-8")
+    return directory
+
+
+@pytest.fixture
+def multi_app(app_config: dict[str, Any], multi_convenant_dir: Path) -> Iterator[Any]:
+    """An app serving both convenants, built exactly like `app` but with CONVENANT_DIR set."""
+    app = create_app(app_config | {"CONVENANT_DIR": str(multi_convenant_dir)})
+    result = app.test_cli_runner().invoke(args=["init"])
+    assert result.exit_code == 0, result.output
+    yield app
+    with app.app_context():
+        from broker.extensions import db
+
+        db.engine.dispose()
+
+
+@pytest.fixture
+def make_multi_party(multi_app: Any, tmp_path: Path) -> Any:
+    """Like `make_party`, for the app that serves both convenants."""
+    http = multi_app.test_client()
+    runner = multi_app.test_cli_runner()
+
+    def factory(party_id: str, alg: str = "ES256") -> Party:
+        key: ECKey | RSAKey = ECKey.generate_key("P-256") if alg == "ES256" else RSAKey.generate_key(2048)
+        client_id = register_client(runner, party_id, key.as_dict(private=False), tmp_path)
+        return Party(party_id, client_id, key, alg, http)
+
+    return factory
+
+
+def make_vsv_record(n: int = 0, category: str = "voortijdig_schoolverlaten", gemeente: str = "Nijmegen",
+                    **overrides: Any) -> dict[str, Any]:
+    """Return a valid record of the second convenant about young person `n` in `gemeente`."""
+    record: dict[str, Any] = {
+        "category": category,
+        "burgerservicenummer": make_bsn(n),
+        "geboortedatum": "2008-03-01",
+        "woonadres": {"postcode": "6511 AA", "gemeente": gemeente},
+    }
+    if category == "voortijdig_schoolverlaten":
+        record.update(naam=f"Noa de Vries-{n}", uitschrijfdatum="2026-10-01")
+    else:
+        record.update(niveau="mbo2", diplomadatum="2026-07-01")
+    record.update(overrides)
+    return record
