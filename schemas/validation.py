@@ -362,26 +362,24 @@ def _load_clean(schema: ma.Schema, record: Mapping[str, Any]) -> dict[str, Any] 
     then reports every violation. It never accepts what `schema.load` would refuse (a property
     test holds it to that).
     """
-    fields = schema.load_fields
-    if not record.keys() <= fields.keys():
+    plan = _plan(schema)
+    if not record.keys() <= plan.names:
         return None
     out: dict[str, Any] = {}
     try:
-        for name, field in fields.items():
-            if name not in record:
-                if field.required:
+        for name, field, nested, required in plan.steps:
+            value = record.get(name)
+            if value is None:
+                if required or name in record:
                     return None
                 continue
-            value = record[name]
-            if isinstance(field, Object):
+            if nested is not None:
                 if not isinstance(value, Mapping):
                     return None
-                value = _load_clean(field.schema, value)
+                value = _load_clean(nested, value)
                 if value is None:
                     return None
                 out[name] = value
-            elif value is None:
-                return None
             else:
                 # Every record field is a CodedField without extra validators, so its own
                 # _deserialize is the whole rule.
@@ -391,6 +389,27 @@ def _load_clean(schema: ma.Schema, record: Mapping[str, Any]) -> dict[str, Any] 
     except ma.ValidationError:
         return None
     return out
+
+
+@dataclass(frozen=True)
+class _Plan:
+    names: frozenset[str]
+    steps: tuple[tuple[str, ma.fields.Field, ma.Schema | None, bool], ...]
+
+
+def _plan(schema: ma.Schema) -> _Plan:
+    plan: _Plan | None = getattr(schema, "_clean_plan", None)
+    if plan is None:
+        fields = schema.load_fields
+        plan = _Plan(
+            frozenset(fields),
+            tuple(
+                (name, f, f.schema if isinstance(f, Object) else None, bool(f.required))
+                for name, f in fields.items()
+            ),
+        )
+        schema._clean_plan = plan  # type: ignore[attr-defined]
+    return plan
 
 
 def _flatten(record: int, messages: Any, prefix: str = "") -> Iterable[Violation]:
