@@ -9,7 +9,7 @@ CSV or JSON file, and downloads and acknowledges what the broker routed to the p
     python examples/party_client.py ... submit --kind quarterly_list --quarter 2026-Q4 list.csv
     python examples/party_client.py ... fetch --out downloads/ --ack
 
-Needs: pip install authlib requests
+Needs: pip install authlib requests cryptography
 """
 
 from __future__ import annotations
@@ -20,6 +20,9 @@ import sys
 from pathlib import Path
 
 from authlib.integrations.requests_client import OAuth2Session
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
+from joserfc.jwk import ECKey, RSAKey
 from authlib.oauth2.rfc7523 import PrivateKeyJWT
 from authlib.oauth2.rfc7523.assertion import private_key_jwt_sign
 
@@ -45,19 +48,16 @@ class ShortLivedPrivateKeyJWT(PrivateKeyJWT):
 def connect(broker: str, client_id: str, key_file: Path) -> OAuth2Session:
     """Return an authenticated session: signs an assertion and fetches an access token."""
     token_url = broker.rstrip("/") + "/oauth/token"
-    key = key_file.read_text()
-    alg = "ES256" if "EC PRIVATE KEY" in key or _is_ec(key) else "RS256"
+    pem = key_file.read_bytes()
+    key, alg = (ECKey.import_key(pem), "ES256") if _is_ec(pem) else (RSAKey.import_key(pem), "RS256")
     session = OAuth2Session(client_id, key, token_endpoint_auth_method="private_key_jwt")
     session.register_client_auth_method(ShortLivedPrivateKeyJWT(token_url, alg=alg))
     session.fetch_token(token_url, grant_type="client_credentials")
     return session
 
 
-def _is_ec(pem: str) -> bool:
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.hazmat.primitives.serialization import load_pem_private_key
-
-    return isinstance(load_pem_private_key(pem.encode(), password=None), ec.EllipticCurvePrivateKey)
+def _is_ec(pem: bytes) -> bool:
+    return isinstance(load_pem_private_key(pem, password=None), ec.EllipticCurvePrivateKey)
 
 
 def submit(session: OAuth2Session, broker: str, args: argparse.Namespace) -> int:
