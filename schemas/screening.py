@@ -1,0 +1,628 @@
+"""Screening of free-text fields for data that must not travel through the broker.
+
+The convenant asks parties to describe reasons and circumstances "in algemene bewoordingen".
+This module flags free text that (probably) contains
+
+* special categories of personal data (AVG art. 9: health, religion, ethnicity, sexual
+  orientation, political opinion, union membership, genetic and biometric data),
+* criminal-law and police data (AVG art. 10, Wpg),
+* data the convenant marks as stigmatising (Samenwerkingsovereenkomst, Bijlage 2),
+* numbers that look like a BSN (burgerservicenummer).
+
+The words live in a data file (``schemas/lexicon/bijzondere_gegevens.toml``), not in code. Each
+category holds regex fragments; the fragments of a category are compiled into one
+case-insensitive alternation with word boundaries (two when the category also has compound
+terms such as ``\\w*stoornis``); case-sensitive fragments, e.g. ``OM`` for the Openbaar
+Ministerie, are embedded with a scoped ``(?-i:...)``.
+
+Speed: ``screen`` runs on every free-text field of lists with 100,000 records, and almost all
+texts are clean. When the lexicon is loaded every fragment gets a *trigger*: the longest literal
+word that every match must start a word with (``'in behandeling voor'`` -> ``behandeling``), or,
+for compounds such as ``\\w*stoornis``, a literal that every match must contain. All triggers
+are compiled into one character-trie regex (plus one for case-sensitive triggers and one for the
+"contains" literals). ``screen`` runs those over the text first (the fast path, a few
+microseconds); only categories with a fired trigger then run their own regex, so a clean text
+never touches a category regex. The prefilter is exact in one direction: it can let a category
+through that then does not match, but never skips one that would. A fragment without a usable
+trigger is rejected when the lexicon is loaded.
+
+The category regexes are factored on the first characters of their terms (``a(?:b(?:...)|...)``
+instead of a flat list of several hundred alternatives), which keeps them fast on the slow path.
+
+This module does not import Flask; it is a plain library used by the validators.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import tomllib
+import unicodedata
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from stdnum.nl import bsn as _stdnum_bsn
+
+__all__ = [
+    "BSN_CATEGORY",
+    "BSN_TERM",
+    "Category",
+    "Finding",
+    "Lexicon",
+    "LexiconError",
+    "load_default_lexicon",
+]
+
+#: Category id used for BSN-looking numbers when the lexicon does not name one.
+BSN_CATEGORY = "bsn"
+#: What a BSN finding reports as its ``term``: the number itself is never repeated.
+BSN_TERM = "<bsn>"
+
+_DEFAULT_LEXICON = Path(__file__).parent / "lexicon" / "bijzondere_gegevens.toml"
+
+# Shortest literal word usable as a trigger.
+_MIN_KEY = 2
+# Shortest literal usable as a "must contain" trigger for fragments that start inside a word.
+_MIN_SUBSTRING = 3
+
+# BSN-looking numbers.
+#
+# A BSN has nine digits. People write it as one run (123456782) or grouped: 4-2-3 as on the
+# passport (1234.56.782), 3-2-4, or 3-3-3 (123 456 782), with one kind of separator (space, dot
+# or hyphen) used consistently. A candidate may not be glued to more digits or more digit groups,
+# so phone numbers (06-12345678, 10 digits), IBANs, dates (2024-01-15, 15-01-2024), times and
+# postcodes (1234 AB) are not candidates. Candidates are then checked with the elfproef
+# (stdnum.nl.bsn), which rejects about 10 in 11 random nine-digit numbers.
+#
+# Eight-digit runs are deliberately NOT flagged, although stdnum pads them with a leading zero
+# and BSNs issued from old sofinummers can start with 0. In free text an eight-digit run is far
+# more often a date written as ddmmjjjj or jjjjmmdd, a KvK number (always eight digits) or a
+# case number, and about 1 in 11 of those would pass the padded elfproef: a steady stream of
+# false alarms for a BSN nobody writes that way (a BSN is always shown with its nine digits,
+# leading zero included). Structured BSN fields are validated elsewhere with the full check.
+_BSN_CANDIDATE = re.compile(
+    r"(?<![0-9])(?<![0-9][ .\-])"
+    r"(?:[0-9]{9}"
+    r"|[0-9]{4}([ .\-])[0-9]{2}\1[0-9]{3}"
+    r"|[0-9]{3}([ .\-])[0-9]{2}\2[0-9]{4}"
+    r"|[0-9]{3}([ .\-])[0-9]{3}\3[0-9]{3})"
+    r"(?![ .\-]?[0-9])"
+)
+_HAS_DIGIT = re.compile(r"[0-9]")
+_NOT_DIGIT = re.compile(r"[^0-9]")
+
+_QUANTIFIERS = "?*+{"
+# Literal characters that can never be part of a \w+ word: a fragment word that follows one of
+# these (when it is not optional) starts a word in the text as well. (An unescaped "." is a
+# wildcard, so it is not in this set; "\." is handled as an escape.)
+_SEPARATOR_LITERALS = frozenset(" -'/,&’")
+
+
+class LexiconError(ValueError):
+    """The lexicon file is malformed or a term cannot be used."""
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One category found in a text.
+
+    ``term`` is the matched text as it appears in the input, except for BSN-looking numbers,
+    where it is always ``"<bsn>"`` so the number is never copied into logs or error messages.
+    """
+
+    category: str
+    term: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Category:
+    """A lexicon category as loaded from the data file."""
+
+    id: str
+    label: str
+    legal_basis: str
+    message: str
+    terms: tuple[str, ...]
+    terms_case_sensitive: tuple[str, ...]
+    detector: str | None = None
+
+
+_DEFAULT_BSN = Category(
+    id=BSN_CATEGORY,
+    label="Burgerservicenummer",
+    legal_basis="UAVG art. 46 / Wabb",
+    message=(
+        "De tekst bevat een nummer dat op een BSN lijkt. Een BSN hoort niet in een toelichting."
+    ),
+    terms=(),
+    terms_case_sensitive=(),
+    detector="bsn",
+)
+
+
+# -- fragment analysis (fast-path triggers) -------------------------------------------------------
+
+
+def _split_alternatives(fragment: str) -> list[str]:
+    """Split a fragment on ``|`` at the top level (not inside groups or character classes)."""
+    parts: list[str] = []
+    depth = 0
+    in_class = False
+    start = 0
+    i = 0
+    while i < len(fragment):
+        c = fragment[i]
+        if c == "\\":
+            i += 2
+            continue
+        if in_class:
+            if c == "]":
+                in_class = False
+        elif c == "[":
+            in_class = True
+            if fragment[i + 1 : i + 2] == "^":
+                i += 1
+            if fragment[i + 1 : i + 2] == "]":
+                i += 1
+        elif c == "(":
+            depth += 1
+        elif c == ")":
+            depth -= 1
+        elif c == "|" and depth == 0:
+            parts.append(fragment[start:i])
+            start = i + 1
+        i += 1
+    parts.append(fragment[start:])
+    return parts
+
+
+def _end_of_class(fragment: str, i: int) -> int:
+    """Index just past the character class that starts at ``fragment[i] == '['``."""
+    j = i + 1
+    if fragment[j : j + 1] == "^":
+        j += 1
+    if fragment[j : j + 1] == "]":
+        j += 1
+    while j < len(fragment) and fragment[j] != "]":
+        j += 2 if fragment[j] == "\\" else 1
+    return j + 1
+
+
+def _end_of_group(fragment: str, i: int) -> int:
+    """Index just past the group that starts at ``fragment[i] == '('``."""
+    depth = 0
+    j = i
+    while j < len(fragment):
+        c = fragment[j]
+        if c == "\\":
+            j += 2
+            continue
+        if c == "[":
+            j = _end_of_class(fragment, j)
+            continue
+        if c == "(":
+            depth += 1
+        elif c == ")":
+            depth -= 1
+            if depth == 0:
+                return j + 1
+        j += 1
+    raise LexiconError(f"unbalanced parenthesis in {fragment!r}")
+
+
+def _atoms(fragment: str) -> list[tuple[str, str, str]]:
+    """Top-level atoms of a fragment as ``(kind, text, quantifier)``.
+
+    kind is ``lit`` (a literal letter or digit), ``sep`` (something that only matches characters
+    outside ``\\w``), ``zero`` (a zero-width assertion) or ``other``.
+    """
+    atoms: list[tuple[str, str, str]] = []
+    i = 0
+    n = len(fragment)
+    while i < n:
+        c = fragment[i]
+        if c == "\\":
+            esc = fragment[i + 1 : i + 2]
+            i += 2
+            if esc in ("s",):
+                kind = "sep"
+            elif esc in ("b", "B", "A", "Z"):
+                kind = "zero"
+            elif esc.isalnum():
+                kind = "other"
+            else:
+                kind = "sep"
+            text = "\\" + esc
+        elif c == "[":
+            j = _end_of_class(fragment, i)
+            text = fragment[i:j]
+            body = text[1:-1].replace("\\s", " ").replace("\\", "")
+            only_separators = bool(body) and set(body) <= _SEPARATOR_LITERALS | {"."}
+            kind = "sep" if only_separators else "other"
+            i = j
+        elif c == "(":
+            j = _end_of_group(fragment, i)
+            text = fragment[i:j]
+            kind = "zero" if text.startswith(("(?=", "(?!", "(?<=", "(?<!")) else "other"
+            i = j
+        elif c in "^$":
+            kind, text = "zero", c
+            i += 1
+        elif c.isalnum():
+            kind, text = "lit", c
+            i += 1
+        elif c in _SEPARATOR_LITERALS:
+            kind, text = "sep", c
+            i += 1
+        else:
+            kind, text = "other", c
+            i += 1
+        quant = ""
+        if i < n and fragment[i] in _QUANTIFIERS:
+            if fragment[i] == "{":
+                j = fragment.index("}", i) + 1
+            else:
+                j = i + 1
+            if j < n and fragment[j] in "?+":
+                j += 1
+            quant = fragment[i:j]
+            i = j
+        atoms.append((kind, text, quant))
+    return atoms
+
+
+def _leading_literal(fragment: str) -> str:
+    """The literal characters a fragment starts with (no quantifier, no escape, no group)."""
+    lead = ""
+    for kind, text, quant in _atoms(fragment):
+        if kind != "lit" or quant:
+            break
+        lead += text
+    return lead
+
+
+def _trigger(fragment: str) -> tuple[str, str]:
+    """The fast-path trigger of one alternative: ``("word", run)`` or ``("contains", run)``.
+
+    ``("word", run)``: every match contains a word of the text that starts with ``run``.
+    ``("contains", run)``: every match contains ``run`` somewhere (for compounds like
+    ``\\w*stoornis``, where the literal does not start a word).
+    The longest qualifying literal is used: the longer, the rarer in clean text.
+    """
+    runs: list[tuple[str, bool]] = []
+    run = ""
+    run_at_word_start = False
+    word_start = True  # every fragment is anchored with (?<!\w) by the category pattern
+    for kind, text, quant in _atoms(fragment):
+        if kind == "zero":
+            continue
+        if kind == "lit" and quant == "":
+            if not run:
+                run_at_word_start = word_start
+            run += text
+            continue
+        if run:
+            runs.append((run, run_at_word_start))
+            run = ""
+        word_start = kind == "sep" and quant in ("", "+")
+    if run:
+        runs.append((run, run_at_word_start))
+
+    word_runs = [r for r, at_start in runs if at_start and len(r) >= _MIN_KEY]
+    if word_runs:
+        return "word", max(word_runs, key=len)
+    inner_runs = [r for r, _ in runs if len(r) >= _MIN_SUBSTRING]
+    if inner_runs:
+        return "contains", max(inner_runs, key=len)
+    raise LexiconError(
+        f"term {fragment!r} has no literal word of at least {_MIN_KEY} characters that a match "
+        f"must start a word with (nor a literal of at least {_MIN_SUBSTRING} characters it must "
+        "contain); split or rewrite it"
+    )
+
+
+def _trie_regex(words: Iterable[str], word_start: str = "") -> str:
+    """A regex matching any of ``words`` (literals), longest first, as a character trie.
+
+    Python's regex engine tries the branches of an alternation one by one; a trie makes that
+    cost depend on the length of a word instead of the number of words. ``word_start`` is
+    inserted after the first character of every word (an assertion that the match starts a
+    word); keeping a plain character first lets the engine skip ahead in C to characters that
+    can start a match, which pays off when those are rare (capitals for case-sensitive terms).
+    """
+    trie: dict[str, Any] = {}
+    for word in words:
+        node = trie
+        for ch in word:
+            node = node.setdefault(ch, {})
+        node[""] = {}
+
+    def emit(node: dict[str, Any], after: str = "") -> str:
+        parts = [re.escape(ch) + after + emit(child) for ch, child in sorted(node.items()) if ch]
+        if not parts:
+            return ""
+        body = parts[0] if len(parts) == 1 else "(?:" + "|".join(parts) + ")"
+        if "" in node:
+            body = "(?:" + body + ")?"
+        return body
+
+    return emit(trie, word_start)
+
+
+def _factorized(fragments: Iterable[str], fold_case: bool, depth: int = 3) -> str:
+    """One alternation of ``fragments``, factored on their first literal characters.
+
+    ``a(?:b(?:c1|c2)|d(?:...))|...`` instead of ``abc1|abc2|ad...``: at a word start the engine
+    then compares a handful of first characters instead of trying every term. Fragments that do
+    not start with a literal (lookbehinds, ``\\w*``-compounds, groups) stay at the top level.
+    """
+    root: dict[str, Any] = {"children": {}, "rests": []}
+    for fragment in fragments:
+        k = min(depth, len(_leading_literal(fragment)))
+        node = root
+        for ch in fragment[:k]:
+            key = ch.lower() if fold_case else ch
+            node = node["children"].setdefault(key, {"children": {}, "rests": []})
+        node["rests"].append(fragment[k:])
+
+    def emit(node: dict[str, Any]) -> str:
+        parts = [re.escape(ch) + emit(child) for ch, child in node["children"].items()]
+        parts += [f"(?:{rest})" if rest else "" for rest in node["rests"]]
+        return parts[0] if len(parts) == 1 and parts[0] else "(?:" + "|".join(parts) + ")"
+
+    return emit(root)
+
+
+def _prefix_closure(runs: Mapping[str, set[str]]) -> dict[str, frozenset[str]]:
+    """For each run, the categories of all runs it starts with (itself included).
+
+    The trie prefilter reports the longest run that matches at a position; shorter runs that
+    match there too are its prefixes.
+    """
+    closure: dict[str, frozenset[str]] = {}
+    for run in runs:
+        cats: set[str] = set()
+        for i in range(1, len(run) + 1):
+            cats |= runs.get(run[:i], set())
+        closure[run] = frozenset(cats)
+    return closure
+
+
+# -- the lexicon ----------------------------------------------------------------------------------
+
+
+def _require_str(table: Mapping[str, Any], key: str, where: str) -> str:
+    value = table.get(key)
+    if not isinstance(value, str) or not value.strip():
+        raise LexiconError(f"[{where}] needs a non-empty string {key!r}")
+    return value
+
+
+def _str_list(table: Mapping[str, Any], key: str, where: str) -> tuple[str, ...]:
+    value = table.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise LexiconError(f"[{where}] {key!r} must be a list of non-empty strings")
+    return tuple(unicodedata.normalize("NFC", v) for v in value)
+
+
+# Terms are pasted into one pattern per category: their group numbers shift, so named groups and
+# backreferences would break, and global inline flags such as (?i) are only valid at the start.
+_FORBIDDEN_IN_TERMS = re.compile(r"\(\?P|\\[1-9]|\(\?[aiLmsux]+\)")
+
+
+class _Prefilter:
+    """Literal triggers of one kind, compiled into a single trie regex."""
+
+    def __init__(self, runs: Mapping[str, set[str]], pattern: str, flags: int = 0) -> None:
+        self.closure = _prefix_closure(runs)
+        self.pattern = re.compile(pattern, flags) if runs else None
+
+
+class Lexicon:
+    """A compiled lexicon. Build it with :meth:`from_file` or :meth:`from_mapping`."""
+
+    def __init__(self, categories: Iterable[Category]) -> None:
+        self._categories: tuple[Category, ...] = tuple(categories)
+        ids = [c.id for c in self._categories]
+        if len(set(ids)) != len(ids):
+            raise LexiconError("duplicate category id")
+
+        bsn: Category | None = None
+        word_patterns: dict[str, re.Pattern[str]] = {}
+        infix_patterns: dict[str, re.Pattern[str]] = {}
+        # literal trigger -> categories, per (case-sensitive?, kind)
+        runs: dict[tuple[bool, str], dict[str, set[str]]] = {
+            (cs, kind): {} for cs in (False, True) for kind in ("word", "contains")
+        }
+
+        for cat in self._categories:
+            if cat.detector is not None:
+                if cat.detector != "bsn":
+                    raise LexiconError(f"[{cat.id}] unknown detector {cat.detector!r}")
+                if bsn is not None:
+                    raise LexiconError("more than one bsn detector")
+                bsn = cat
+                continue
+            if not cat.terms and not cat.terms_case_sensitive:
+                raise LexiconError(f"[{cat.id}] has no terms")
+
+            # (case-sensitive?, kind) -> alternatives
+            alternatives: dict[tuple[bool, str], list[str]] = {key: [] for key in runs}
+            for case_sensitive, terms in ((False, cat.terms), (True, cat.terms_case_sensitive)):
+                for term in terms:
+                    if _FORBIDDEN_IN_TERMS.search(term):
+                        raise LexiconError(
+                            f"[{cat.id}] term {term!r}: named groups, backreferences and global "
+                            "inline flags are not allowed"
+                        )
+                    try:
+                        re.compile(term)
+                    except re.error as exc:
+                        raise LexiconError(f"[{cat.id}] bad term {term!r}: {exc}") from exc
+                    for alternative in _split_alternatives(term):
+                        kind, literal = _trigger(alternative)
+                        if not case_sensitive:
+                            literal = literal.lower()
+                        runs[case_sensitive, kind].setdefault(literal, set()).add(cat.id)
+                        alternatives[case_sensitive, kind].append(alternative)
+
+            for kind, target in (("word", word_patterns), ("contains", infix_patterns)):
+                branches = []
+                if alternatives[False, kind]:
+                    branches.append(_factorized(alternatives[False, kind], fold_case=True))
+                if alternatives[True, kind]:
+                    cs_body = _factorized(alternatives[True, kind], fold_case=False)
+                    branches.append(f"(?-i:{cs_body})")
+                if branches:
+                    target[cat.id] = re.compile(
+                        r"(?<!\w)(?:" + "|".join(branches) + r")(?!\w)", re.IGNORECASE
+                    )
+
+        # BSN detection is not optional: without a [bsn] table a built-in message is used.
+        self._bsn: Category = bsn if bsn is not None else _DEFAULT_BSN
+        self._word_patterns = word_patterns
+        self._infix_patterns = infix_patterns
+        self._order = {cat.id: i for i, cat in enumerate(self._categories)}
+        self._order.setdefault(self._bsn.id, len(self._order))
+        self._messages = {cat.id: cat.message for cat in self._categories}
+        self._messages.setdefault(self._bsn.id, self._bsn.message)
+
+        ci_words, cs_words = runs[False, "word"], runs[True, "word"]
+        ci_contains, cs_contains = runs[False, "contains"], runs[True, "contains"]
+        # Word triggers: the longest run that starts a word, on the lower-cased text.
+        self._ci_words = _Prefilter(ci_words, r"(?<!\w)" + _trie_regex(ci_words))
+        self._cs_words = _Prefilter(cs_words, _trie_regex(cs_words, word_start=r"(?<!\w.)"))
+        # If every case-sensitive trigger has a capital, text without capitals skips them.
+        self._cs_needs_capital = all(run != run.lower() for run in cs_words)
+        # Contains triggers: a cheap gate (search), then all overlapping occurrences.
+        self._ci_gate = _Prefilter(ci_contains, _trie_regex(ci_contains))
+        self._ci_contains = _Prefilter(ci_contains, "(?=(" + _trie_regex(ci_contains) + "))")
+        self._cs_gate = _Prefilter(cs_contains, _trie_regex(cs_contains))
+        self._cs_contains = _Prefilter(cs_contains, "(?=(" + _trie_regex(cs_contains) + "))")
+
+    # -- construction ---------------------------------------------------------------------------
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any]) -> Lexicon:
+        """Build a lexicon from parsed TOML: one table per category, in file order."""
+        categories: list[Category] = []
+        for cat_id, table in data.items():
+            if not isinstance(table, Mapping):
+                raise LexiconError(f"top-level key {cat_id!r} must be a table")
+            detector = table.get("detector")
+            if detector is not None and not isinstance(detector, str):
+                raise LexiconError(f"[{cat_id}] 'detector' must be a string")
+            categories.append(
+                Category(
+                    id=cat_id,
+                    label=_require_str(table, "label", cat_id),
+                    legal_basis=_require_str(table, "legal_basis", cat_id),
+                    message=_require_str(table, "message", cat_id),
+                    terms=_str_list(table, "terms", cat_id),
+                    terms_case_sensitive=_str_list(table, "terms_case_sensitive", cat_id),
+                    detector=detector,
+                )
+            )
+        return cls(categories)
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike[str]) -> Lexicon:
+        """Read a lexicon from a TOML file."""
+        with open(path, "rb") as fh:
+            return cls.from_mapping(tomllib.load(fh))
+
+    # -- inspection -----------------------------------------------------------------------------
+
+    @property
+    def categories(self) -> tuple[Category, ...]:
+        """All categories, in file order (including the BSN detector, if any)."""
+        return self._categories
+
+    # -- screening ------------------------------------------------------------------------------
+
+    def _candidates(self, text: str, lowered: str) -> tuple[set[str], set[str]]:
+        """Categories whose word terms / compound terms may match (the fast path).
+
+        May over-approximate (the category regex decides), never under-approximates.
+        """
+        words: set[str] = set()
+        infix: set[str] = set()
+        pre = self._ci_words
+        if pre.pattern is not None:
+            for run in pre.pattern.findall(lowered):
+                words |= pre.closure[run]
+        pre = self._cs_words
+        if pre.pattern is not None and (lowered != text or not self._cs_needs_capital):
+            for run in pre.pattern.findall(text):
+                words |= pre.closure[run]
+        for gate, pre, subject in (
+            (self._ci_gate, self._ci_contains, lowered),
+            (self._cs_gate, self._cs_contains, text),
+        ):
+            if gate.pattern is not None and pre.pattern is not None:
+                if gate.pattern.search(subject) is not None:
+                    for run in pre.pattern.findall(subject):
+                        infix |= pre.closure[run]
+        return words, infix
+
+    def _bsn_findings(self, text: str) -> list[Finding]:
+        if _HAS_DIGIT.search(text) is None:
+            return []
+        for match in _BSN_CANDIDATE.finditer(text):
+            digits = _NOT_DIGIT.sub("", match.group())
+            if len(digits) == 9 and _stdnum_bsn.is_valid(digits):
+                return [Finding(self._bsn.id, BSN_TERM, self._bsn.message)]
+        return []
+
+    def screen(self, text: str) -> list[Finding]:
+        """All categories found in ``text``: at most one :class:`Finding` per category.
+
+        Findings come in lexicon order; the BSN finding (if any) carries ``term == "<bsn>"``.
+        """
+        if not text:
+            return []
+        if not text.isascii():
+            text = _normalise(text)
+        lowered = text.lower()
+        findings: list[Finding] = []
+        words, infix = self._candidates(text, lowered)
+        if words or infix:
+            for cat_id in sorted(words | infix, key=self._order.__getitem__):
+                match = None
+                if cat_id in words:
+                    match = self._word_patterns[cat_id].search(text)
+                if match is None and cat_id in infix:
+                    match = self._infix_patterns[cat_id].search(text)
+                if match is not None:
+                    findings.append(Finding(cat_id, match.group(), self._messages[cat_id]))
+        bsn = self._bsn_findings(text)
+        if bsn:
+            findings.extend(bsn)
+            findings.sort(key=lambda f: self._order[f.category])
+        return findings
+
+    def screen_bsn_only(self, text: str) -> list[Finding]:
+        """Only look for BSN-looking numbers (for fields where words are expected)."""
+        if not text:
+            return []
+        return self._bsn_findings(text)
+
+
+def _normalise(text: str) -> str:
+    """NFKC, so look-alike characters (ligatures, full-width letters, long s) match the terms.
+
+    U+0130 (capital I with dot, Turkish) is the one character whose ``str.lower()`` is two
+    characters while the regex engine folds it to a plain ``i``; mapping it to ``I`` keeps the
+    lower-cased prefilter and the case-insensitive category patterns in step.
+    """
+    return unicodedata.normalize("NFKC", text).replace("\u0130", "I")
+
+
+@functools.cache
+def load_default_lexicon() -> Lexicon:
+    """The lexicon shipped with the broker (``schemas/lexicon/bijzondere_gegevens.toml``)."""
+    return Lexicon.from_file(_DEFAULT_LEXICON)
