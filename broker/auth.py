@@ -24,7 +24,9 @@ from joserfc.jwk import ECKey, KeySet, RSAKey
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
+from audit.entry import Actor
 from broker import runtime
+from broker.auditing import broker_activity, commit_audited, request_recorder
 from broker.errors import BadRequest, OAuthError, Unauthorized
 from broker.extensions import db
 from broker.models import AssertionJti, Client
@@ -46,6 +48,10 @@ F = TypeVar("F", bound=Callable[..., Any])
 class Caller:
     client_id: str
     party_id: str
+
+    @property
+    def actor(self) -> Actor:
+        return Actor(type="client", id=self.client_id, party=self.party_id)
 
 
 def import_public_key(jwk: dict[str, Any]) -> RSAKey | ECKey:
@@ -176,7 +182,12 @@ def token() -> tuple[dict[str, Any], int, dict[str, str]]:
     now = runtime.now()
     client = _authenticate_client(form["client_assertion"], now)
     body = issue_access_token(client, now)
-    db.session.commit()
+    caller = Caller(client.client_id, client.party_id)
+    recorder = request_recorder(caller.actor)
+    recorder.add(
+        "token.issued", broker_activity("token"), root=True, attributes={"expires_in": body["expires_in"]}
+    )
+    commit_audited(db.session, recorder)
     return body, 200, {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 

@@ -14,6 +14,7 @@ from flask import Flask, current_app
 from flask.cli import FlaskGroup, with_appcontext
 
 from broker import runtime
+from broker.auditing import CHECKPOINT_PURPOSE, broker_activity, cli_recorder, commit_audited, sync_register
 from broker.auth import TOKEN_ALGORITHM, TOKEN_PURPOSE, import_public_key
 from broker.extensions import db
 from broker.migrate import upgrade
@@ -45,7 +46,15 @@ def init_command() -> None:
     for convenant_id in runtime.convenants():
         keyring.ensure_convenant_keys(convenant_id)
     keyring.signing_key(TOKEN_PURPOSE, TOKEN_ALGORITHM)
-    db.session.commit()
+    keyring.signing_key(CHECKPOINT_PURPOSE, "Ed25519")
+    try:
+        added = sync_register(db.session)
+    except RuntimeError as e:
+        raise click.ClickException(str(e)) from e
+    recorder = cli_recorder()
+    for uri in added:
+        recorder.add("register.activity_added", broker_activity("key"), root=True, attributes={"activity": uri})
+    commit_audited(db.session, recorder, checkpoint=True)
     click.echo(f"Database ready; convenants: {', '.join(runtime.convenants())}.")
 
 
@@ -118,7 +127,12 @@ def clients_add_command(party_id: str, public_key: Path) -> None:
         client_id=str(uuid.uuid4()), party_id=party_id, public_jwk=jwk, created_at=runtime.now(), revoked_at=None
     )
     db.session.add(client)
-    db.session.commit()
+    recorder = cli_recorder()
+    recorder.add(
+        "client.added", broker_activity("client"), root=True, parties=[party_id],
+        attributes={"client_id": client.client_id, "party": party_id},
+    )
+    commit_audited(db.session, recorder)
     click.echo(client.client_id)
 
 
@@ -140,7 +154,12 @@ def clients_revoke_command(client_id: str) -> None:
     if client is None:
         raise click.ClickException("no such client")
     client.revoked_at = client.revoked_at or runtime.now()
-    db.session.commit()
+    recorder = cli_recorder()
+    recorder.add(
+        "client.revoked", broker_activity("client"), root=True, parties=[client.party_id],
+        attributes={"client_id": client.client_id, "party": client.party_id},
+    )
+    commit_audited(db.session, recorder)
     click.echo(f"revoked {client_id}")
 
 
@@ -157,14 +176,20 @@ def keys_rotate_command(convenant_id: str) -> None:
     if convenant_id not in runtime.convenants():
         raise click.ClickException(f"unknown convenant {convenant_id!r}")
     kid, count = runtime.keyring().rotate_kek(convenant_id)
-    db.session.commit()
+    recorder = cli_recorder()
+    recorder.add(
+        "key.rotated", broker_activity("key"), root=True, convenant_id=convenant_id,
+        attributes={"convenant": convenant_id, "new_kid": kid, "rewrapped": count},
+    )
+    commit_audited(db.session, recorder)
     click.echo(f"new key {kid}; re-wrapped {count} data keys")
 
 
 def init_app(app: Flask) -> None:
+    from broker.audit_cli import audit_group
     from broker.demo import demo_group
 
-    for command in (init_command, clients_group, keys_group, demo_group):
+    for command in (init_command, clients_group, keys_group, demo_group, audit_group):
         app.cli.add_command(command)
 
 

@@ -27,6 +27,9 @@ class Defaults:
     # The externally visible base URL, used for the token endpoint `aud`; from the request if unset.
     PUBLIC_URL: str | None = None
 
+    # The C2SP checkpoint origin (and signing key name) of the audit log.
+    AUDIT_ORIGIN = "convenant-broker.local/audit"
+
     MAX_CONTENT_LENGTH = 64 * 1024 * 1024
     LOG_LEVEL = "INFO"
     JSON_SORT_KEYS = False

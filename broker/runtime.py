@@ -13,6 +13,7 @@ from broker.extensions import db
 from broker.keyring import Keyring
 from keys.master import load_master_key
 from schemas.convenant import Convenant, load_convenants
+from schemas.register import Register, build_register
 from schemas.validation import RecordValidator
 
 AMSTERDAM = ZoneInfo("Europe/Amsterdam")
@@ -31,6 +32,7 @@ def init_app(app: Flask) -> None:
     app.extensions["broker.convenants"] = convenants
     app.extensions["broker.validators"] = {cid: RecordValidator(c) for cid, c in convenants.items()}
     app.extensions["broker.key_cache"] = {}
+    app.extensions["broker.register"] = Register(build_register(convenants.values()))
 
 
 def now() -> dt.datetime:

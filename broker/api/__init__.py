@@ -2,7 +2,7 @@
 
 from flask import Flask
 
-from broker.api import convenants, deliveries, submissions
+from broker.api import audit, convenants, deliveries, submissions
 from broker.extensions import api
 
 BEARER = {"bearerAuth": []}
@@ -12,5 +12,5 @@ def init_app(app: Flask) -> None:
     api.spec.components.security_scheme(
         "bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
     )
-    for module in (convenants, submissions, deliveries):
-        api.register_blueprint(module.blp)
+    for blueprint in (convenants.blp, submissions.blp, deliveries.blp, audit.blp, audit.register_blp):
+        api.register_blueprint(blueprint)

@@ -8,6 +8,7 @@ from flask import Response, request
 from flask_smorest import Blueprint
 
 from broker import runtime
+from broker.auditing import activity, commit_audited, request_recorder
 from broker.auth import current_caller, require_token
 from broker.csvio import render_records
 from broker.extensions import db
@@ -45,10 +46,20 @@ def list_deliveries() -> dict[str, Any]:
 def get_delivery(delivery_id: str) -> Any:
     """Return a delivery with its decrypted records, as JSON or (Accept: text/csv) CSV."""
     session = db.session
-    delivery = deliveries.get_own_delivery(session, current_caller().party_id, delivery_id)
-    records = deliveries.open_records(session, runtime.keyring(), delivery)
+    caller = current_caller()
+    delivery = deliveries.get_own_delivery(session, caller.party_id, delivery_id)
+    subjects, records = deliveries.open_records(session, runtime.keyring(), delivery)
     deliveries.mark_fetched(delivery, runtime.now())
-    session.commit()
+    recorder = request_recorder(caller.actor)
+    recorder.add(
+        "delivery.fetched",
+        activity(delivery.convenant_id, delivery.kind),
+        subjects=subjects,
+        parties=[delivery.sender_party_id],
+        convenant_id=delivery.convenant_id,
+        attributes={"delivery_id": delivery.id, "records": len(records)},
+    )
+    commit_audited(session, recorder)
     best = request.accept_mimetypes.best_match(["application/json", "text/csv"], default="application/json")
     if best == "text/csv":
         convenant = runtime.get_convenant(delivery.convenant_id)
@@ -66,7 +77,17 @@ def get_delivery(delivery_id: str) -> Any:
 def ack_delivery(delivery_id: str) -> dict[str, Any]:
     """Acknowledge that the caller's party has received a delivery."""
     session = db.session
-    delivery = deliveries.get_own_delivery(session, current_caller().party_id, delivery_id)
-    deliveries.acknowledge(delivery, runtime.now())
-    session.commit()
+    caller = current_caller()
+    delivery = deliveries.get_own_delivery(session, caller.party_id, delivery_id)
+    first = deliveries.acknowledge(delivery, runtime.now())
+    recorder = request_recorder(caller.actor)
+    recorder.add(
+        "delivery.acked",
+        activity(delivery.convenant_id, delivery.kind),
+        root=True,
+        parties=[delivery.sender_party_id],
+        convenant_id=delivery.convenant_id,
+        attributes={"delivery_id": delivery.id, "first_ack": first},
+    )
+    commit_audited(session, recorder)
     return deliveries.delivery_summary(delivery)

@@ -10,9 +10,11 @@ from flask_smorest import Blueprint
 from broker import runtime
 from broker.auth import current_caller, require_token
 from broker.csvio import parse_records
-from broker.errors import BadRequest, UnsupportedMediaType
+from broker.audit_log import receipt_for
+from broker.auditing import commit_audited, request_recorder
+from broker.errors import BadRequest, BrokerError, UnsupportedMediaType
 from broker.extensions import db
-from broker.services.submission import member_party, submit
+from broker.services.submission import audit_acceptance, audit_rejection, member_party, submit
 
 blp = Blueprint(
     "submissions", __name__, url_prefix="/api/v1/convenants", description="Submit cases and quarterly lists"
@@ -70,22 +72,34 @@ def create_submission(convenant_id: str) -> tuple[dict[str, Any], int]:
     """Submit cases or a quarterly list; validated whole, stored whole, routed."""
     caller = current_caller()
     convenant = runtime.get_convenant(convenant_id)
-    member_party(convenant, caller.party_id)
-    kind, quarter, records, line_offset = _read_body(convenant)
     session = db.session
-    accepted = submit(
-        session,
-        runtime.keyring(),
-        convenant,
-        runtime.validator(convenant),
-        party_id=caller.party_id,
-        client_id=caller.client_id,
-        kind=kind,
-        quarter=quarter,
-        records=records,
-        now=runtime.now(),
-        today=runtime.today(),
-        line_offset=line_offset,
-    )
-    session.commit()
-    return accepted.as_dict(), 201
+    recorder = request_recorder(caller.actor)
+    kind = None
+    try:
+        member_party(convenant, caller.party_id)
+        kind, quarter, records, line_offset = _read_body(convenant)
+        accepted = submit(
+            session,
+            runtime.keyring(),
+            convenant,
+            runtime.validator(convenant),
+            party_id=caller.party_id,
+            client_id=caller.client_id,
+            kind=kind,
+            quarter=quarter,
+            records=records,
+            now=runtime.now(),
+            today=runtime.today(),
+            line_offset=line_offset,
+        )
+    except BrokerError as refusal:
+        session.rollback()
+        audit_rejection(recorder, convenant, kind, refusal)
+        commit_audited(session, recorder)
+        raise
+    summary = audit_acceptance(recorder, convenant, accepted)
+    committed = commit_audited(session, recorder, checkpoint=True)
+    assert committed.checkpoint is not None
+    body = accepted.as_dict()
+    body["receipt"] = receipt_for(session, committed.sealed[summary], committed.checkpoint)
+    return body, 201

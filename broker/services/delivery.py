@@ -51,10 +51,12 @@ def get_own_delivery(session: Session, party_id: str, delivery_id: str) -> Deliv
     return delivery
 
 
-def open_records(session: Session, keyring: Keyring, delivery: Delivery) -> list[dict[str, Any]]:
-    """Decrypt the records of a delivery, in the order they were submitted."""
+def open_records(
+    session: Session, keyring: Keyring, delivery: Delivery
+) -> tuple[list[str], list[dict[str, Any]]]:
+    """Decrypt the records of a delivery, in submission order; also return their pseudonyms."""
     rows = session.execute(
-        select(Record.submission_id, Record.seq, Record.payload, Submission.data_key_id)
+        select(Record.submission_id, Record.seq, Record.payload, Submission.data_key_id, Record.pseudonym)
         .join(DeliveryRecord, (DeliveryRecord.submission_id == Record.submission_id) & (DeliveryRecord.seq == Record.seq))
         .join(Submission, Submission.id == Record.submission_id)
         .where(DeliveryRecord.delivery_id == delivery.id)
@@ -62,12 +64,14 @@ def open_records(session: Session, keyring: Keyring, delivery: Delivery) -> list
     ).all()
     sealers: dict[str, Sealer] = {}
     records = []
-    for submission_id, seq, payload, data_key_id in rows:
+    pseudonyms = []
+    for submission_id, seq, payload, data_key_id, pseudonym in rows:
         if data_key_id not in sealers:
             sealers[data_key_id] = Sealer(keyring.data_key(data_key_id))
         plaintext = sealers[data_key_id].open(payload, f"{submission_id}/{seq}".encode())
         records.append(json.loads(plaintext))
-    return records
+        pseudonyms.append(pseudonym)
+    return pseudonyms, records
 
 
 def mark_fetched(delivery: Delivery, now: dt.datetime) -> None:

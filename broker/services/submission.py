@@ -16,7 +16,9 @@ from typing import Any
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
-from broker.errors import BadRequest, Forbidden, ValidationFailed
+from broker import auditing
+from broker.auditing import Recorder
+from broker.errors import BadRequest, BrokerError, Forbidden, ValidationFailed
 from broker.keyring import Keyring
 from broker.models import Delivery, DeliveryRecord, Record, Submission
 from keys.envelope import Sealer
@@ -35,6 +37,10 @@ class Accepted:
     submission: Submission
     deliveries: list[Delivery] = field(default_factory=list)
     pseudonyms: list[str] = field(default_factory=list)
+    routed: dict[str, list[int]] = field(default_factory=dict)
+
+    def delivery_subjects(self, delivery: Delivery) -> list[str]:
+        return [self.pseudonyms[seq] for seq in self.routed[delivery.recipient_party_id]]
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -261,4 +267,51 @@ def _store(
     ]
     if links:
         connection.execute(insert(DeliveryRecord.__table__), links)
-    return Accepted(submission, deliveries, pseudonyms)
+    return Accepted(submission, deliveries, pseudonyms, dict(routed))
+
+
+def _activity_for(convenant: Convenant, kind: Any) -> str:
+    try:
+        return auditing.activity(convenant.id, kind if isinstance(kind, str) else "case")
+    except LookupError:
+        return auditing.activity(convenant.id, "case")
+
+
+def audit_acceptance(recorder: Recorder, convenant: Convenant, accepted: Accepted) -> int:
+    """Record an accepted submission: a summary entry, one entry per pupil, and one per pupil
+    per recipient. Returns the summary's position among the recorder's entries."""
+    submission = accepted.submission
+    uri = _activity_for(convenant, submission.kind)
+    position = len(recorder.pending)
+    about = {"submission_id": submission.id, "kind": submission.kind}
+    recorder.add(
+        "submission.accepted",
+        uri,
+        root=True,
+        convenant_id=convenant.id,
+        attributes={**about, "quarter": submission.quarter, "records": submission.record_count},
+    )
+    recorder.add("record.received", uri, subjects=accepted.pseudonyms, convenant_id=convenant.id, attributes=about)
+    for delivery in accepted.deliveries:
+        recorder.add(
+            "delivery.created",
+            uri,
+            subjects=accepted.delivery_subjects(delivery),
+            parties=[delivery.recipient_party_id],
+            convenant_id=convenant.id,
+            attributes={**about, "delivery_id": delivery.id, "recipient": delivery.recipient_party_id},
+        )
+    return position
+
+
+def audit_rejection(recorder: Recorder, convenant: Convenant, kind: Any, refusal: BrokerError) -> None:
+    """Record a refused submission: what was wrong, never the refused data itself."""
+    codes = sorted({e.get("code", "") for e in refusal.errors if isinstance(e, dict)})
+    recorder.add(
+        "submission.rejected",
+        _activity_for(convenant, kind),
+        root=True,
+        status="Error",
+        convenant_id=convenant.id,
+        attributes={"http_status": refusal.status, "errors": len(refusal.errors), "codes": codes},
+    )

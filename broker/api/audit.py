@@ -1,0 +1,104 @@
+"""The audit log's public face: checkpoints, verifier key, proofs; entries for officers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Response, request
+from flask_smorest import Blueprint
+from sqlalchemy import select
+
+from audit.checkpoint import parse_checkpoint
+from broker import auditing
+from broker.audit_log import consistency_proof, inclusion_proof, latest_checkpoint, log_size
+from broker.errors import BadRequest, NotFound
+from broker.extensions import db
+from broker.models import AuditEntryRow
+
+blp = Blueprint("audit", __name__, url_prefix="/api/v1/audit", description="Tamper-evident audit log")
+register_blp = Blueprint("register", __name__, url_prefix="/api/v1/register", description="AVG art. 30 register")
+
+
+def _wants_json() -> bool:
+    return request.accept_mimetypes.best_match(["text/plain", "application/json"]) == "application/json"
+
+
+def _int_arg(name: str, default: int | None = None) -> int:
+    raw = request.args.get(name)
+    if raw is None and default is not None:
+        return default
+    try:
+        value = int(raw or "")
+    except ValueError:
+        raise BadRequest(f"{name} moet een geheel getal zijn.") from None
+    if value < 0:
+        raise BadRequest(f"{name} mag niet negatief zijn.")
+    return value
+
+
+@blp.route("/checkpoint")
+@blp.doc(responses={"200": {"content": {"text/plain": {}, "application/json": {}}}})
+def get_checkpoint() -> Any:
+    """Return the latest signed checkpoint (C2SP tlog-checkpoint note; JSON on request)."""
+    checkpoint = latest_checkpoint(db.session)
+    if checkpoint is None:
+        raise NotFound("Er is nog geen checkpoint getekend.")
+    if _wants_json():
+        parsed = parse_checkpoint(checkpoint.note)
+        return {
+            "origin": parsed.origin,
+            "tree_size": checkpoint.tree_size,
+            "root_hash": checkpoint.root_hash.hex(),
+            "note": checkpoint.note,
+            "signed_at": checkpoint.signed_at.isoformat(),
+        }
+    return Response(checkpoint.note, mimetype="text/plain")
+
+
+@blp.route("/key")
+@blp.doc(responses={"200": {"content": {"text/plain": {}, "application/json": {}}}})
+def get_key() -> Any:
+    """Return the checkpoint verifier key (C2SP signed-note verifier key; JSON on request)."""
+    signer = auditing.checkpoint_signer()
+    if _wants_json():
+        return {"origin": signer.origin, "verifier_key": signer.verifier_key}
+    return Response(signer.verifier_key + "\n", mimetype="text/plain")
+
+
+@blp.route("/entries/<int:index>/proof")
+@blp.doc(parameters=[{"name": "tree_size", "in": "query", "schema": {"type": "integer"}}])
+def get_inclusion_proof(index: int) -> dict[str, Any]:
+    """Return the inclusion proof of entry `index` in the tree of the latest (or given) size."""
+    session = db.session
+    latest = latest_checkpoint(session)
+    size = _int_arg("tree_size", latest.tree_size if latest else log_size(session))
+    if size > log_size(session) or not 0 <= index < size:
+        raise NotFound("Dit entry valt niet binnen een boom van deze grootte.")
+    leaf = session.scalar(select(AuditEntryRow.leaf_hash).where(AuditEntryRow.idx == index))
+    assert leaf is not None
+    proof = inclusion_proof(session, index, size)
+    return {"index": index, "tree_size": size, "leaf_hash": leaf.hex(), "proof": [p.hex() for p in proof]}
+
+
+@blp.route("/consistency")
+@blp.doc(
+    parameters=[
+        {"name": "from", "in": "query", "required": True, "schema": {"type": "integer"}},
+        {"name": "to", "in": "query", "required": True, "schema": {"type": "integer"}},
+    ]
+)
+def get_consistency_proof() -> dict[str, Any]:
+    """Return the consistency proof between two tree sizes (RFC 9162 §2.1.4)."""
+    old, new = _int_arg("from"), _int_arg("to")
+    if not 0 < old <= new or new > log_size(db.session):
+        raise BadRequest("Vraag een bewijs tussen 0 < from <= to <= de omvang van het logboek.")
+    proof = consistency_proof(db.session, old, new)
+    return {"from": old, "to": new, "proof": [p.hex() for p in proof]}
+
+
+@register_blp.route("")
+def get_register() -> dict[str, Any]:
+    """Return the register of processing activities (AVG art. 30) the audit log refers to."""
+    return {"activities": [a.as_dict() for a in auditing.register().activities]}
+
+

@@ -1,0 +1,223 @@
+"""The audit log in the database: append in the step's own transaction, keep Merkle nodes,
+sign checkpoints and serve proofs. The hashing and proof logic lives in `audit/`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import func, insert, select, text, tuple_
+from sqlalchemy.orm import Session
+
+from audit.checkpoint import format_checkpoint, sign_note, verifier_key
+from audit.entry import GENESIS_HASH, AuditEntry, SealedEntry, seal_entries
+from audit.merkle import EMPTY_ROOT, compute_root, plan_consistency, plan_inclusion, prove_consistency
+from audit.proof import verify_consistency
+from audit.receipt import make_receipt
+from broker.models import AuditCheckpoint, AuditEntryRow, AuditNode
+
+ADVISORY_LOCK = 0x6175646974  # "audit": one appender at a time across workers and instances
+
+
+class AuditIntegrityError(Exception):
+    """The stored log contradicts an earlier signed checkpoint; nothing more is signed."""
+
+
+@dataclass(frozen=True)
+class Pending:
+    """An entry waiting to be appended, with the search columns that accompany it."""
+
+    entry: AuditEntry
+    parties: tuple[str, ...]
+    convenant_id: str | None
+
+
+class DbNodes:
+    """Serve perfect Merkle subtree hashes from the database (level 0 are the leaf hashes)."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.cache: dict[tuple[int, int], bytes] = {}
+
+    def prefetch(self, nodes: Iterable[tuple[int, int]]) -> None:
+        """Fetch many nodes in two queries, so a proof costs two round trips."""
+        wanted = [n for n in set(nodes) if n not in self.cache]
+        leaves = [i for level, i in wanted if level == 0]
+        inner = [(level, i) for level, i in wanted if level > 0]
+        for chunk in _chunks(leaves, 500):
+            for idx, leaf in self.session.execute(
+                select(AuditEntryRow.idx, AuditEntryRow.leaf_hash).where(AuditEntryRow.idx.in_(chunk))
+            ):
+                self.cache[(0, idx)] = leaf
+        for chunk in _chunks(inner, 500):
+            for level, idx, node in self.session.execute(
+                select(AuditNode.level, AuditNode.idx, AuditNode.hash).where(
+                    tuple_(AuditNode.level, AuditNode.idx).in_(chunk)
+                )
+            ):
+                self.cache[(level, idx)] = node
+
+    def get_node(self, level: int, index: int) -> bytes:
+        key = (level, index)
+        if key not in self.cache:
+            self.prefetch([key])
+        try:
+            return self.cache[key]
+        except KeyError:
+            raise AuditIntegrityError(f"Merkle node {key} is missing") from None
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def lock_log(session: Session) -> None:
+    """Serialise appends with a database lock (PostgreSQL); SQLite serialises writers itself."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ADVISORY_LOCK})
+
+
+def log_size(session: Session) -> int:
+    last = session.scalar(select(func.max(AuditEntryRow.idx)))
+    return 0 if last is None else last + 1
+
+
+def _head(session: Session) -> tuple[int, bytes]:
+    row = session.execute(
+        select(AuditEntryRow.idx, AuditEntryRow.chain_hash).order_by(AuditEntryRow.idx.desc()).limit(1)
+    ).first()
+    return (0, GENESIS_HASH) if row is None else (row.idx + 1, row.chain_hash)
+
+
+def append_entries(session: Session, pending: Sequence[Pending]) -> list[SealedEntry]:
+    """Append entries at the end of the log, in the caller's transaction."""
+    if not pending:
+        return []
+    lock_log(session)
+    start, prev = _head(session)
+    sealed = seal_entries([p.entry for p in pending], start, prev)
+    rows = []
+    prev_hash = prev
+    for item, seal in zip(pending, sealed, strict=True):
+        entry = item.entry
+        rows.append(
+            {
+                "idx": seal.index,
+                "trace_id": entry.trace_id,
+                "name": entry.name,
+                "processing_activity_id": entry.processing_activity_id,
+                "data_subject_id": entry.data_subject_id,
+                "actor_type": entry.actor.type,
+                "actor_id": entry.actor.id,
+                "actor_party": entry.actor.party,
+                "parties": "," + ",".join(item.parties) + ",",
+                "convenant_id": item.convenant_id,
+                "start_time": dt.datetime.fromisoformat(entry.start_time),
+                "canonical": seal.canonical,
+                "prev_hash": prev_hash,
+                "leaf_hash": seal.leaf_hash,
+                "chain_hash": seal.chain_hash,
+            }
+        )
+        prev_hash = seal.chain_hash
+    connection = session.connection()
+    connection.execute(insert(AuditEntryRow.__table__), rows)
+    _store_nodes(session, start, [s.leaf_hash for s in sealed])
+    return sealed
+
+
+def _store_nodes(session: Session, start: int, leaves: list[bytes]) -> None:
+    """Store every perfect subtree the new leaves complete."""
+    end = start + len(leaves)
+    below: dict[int, bytes] = dict(enumerate(leaves, start))
+    nodes = DbNodes(session)
+    rows: list[dict[str, Any]] = []
+    level = 0
+    sha256 = hashlib.sha256
+    while True:
+        level += 1
+        first = start >> level  # the lowest node that may end past `start`
+        if (first + 1) << level <= start:
+            first += 1
+        last = (end >> level) - 1
+        if last < first:
+            break
+        current: dict[int, bytes] = {}
+        for i in range(first, last + 1):
+            left = below.get(2 * i) or nodes.get_node(level - 1, 2 * i)
+            right = below.get(2 * i + 1) or nodes.get_node(level - 1, 2 * i + 1)
+            current[i] = sha256(b"\x01" + left + right).digest()
+            rows.append({"level": level, "idx": i, "hash": current[i]})
+        below = current
+    if rows:
+        session.connection().execute(insert(AuditNode.__table__), rows)
+
+
+@dataclass(frozen=True)
+class CheckpointSigner:
+    origin: str
+    private_key: Ed25519PrivateKey
+
+    @property
+    def verifier_key(self) -> str:
+        return verifier_key(self.origin, self.private_key.public_key())
+
+
+def latest_checkpoint(session: Session) -> AuditCheckpoint | None:
+    return session.scalars(select(AuditCheckpoint).order_by(AuditCheckpoint.tree_size.desc()).limit(1)).first()
+
+
+def sign_checkpoint(session: Session, signer: CheckpointSigner, now: dt.datetime) -> AuditCheckpoint:
+    """Sign the log at its current size, after proving it extends the last signed checkpoint."""
+    lock_log(session)
+    size = log_size(session)
+    latest = latest_checkpoint(session)
+    if latest is not None and latest.tree_size == size:
+        return latest
+    nodes = DbNodes(session)
+    root = compute_root(size, nodes) if size else EMPTY_ROOT
+    if latest is not None:
+        if latest.tree_size > size:
+            raise AuditIntegrityError(f"the log has {size} entries, fewer than the {latest.tree_size} signed")
+        nodes.prefetch(n for part in plan_consistency(latest.tree_size, size) for n in part)
+        proof = prove_consistency(latest.tree_size, size, nodes)
+        if not verify_consistency(latest.tree_size, size, latest.root_hash, root, proof):
+            raise AuditIntegrityError(f"the log is not consistent with checkpoint {latest.tree_size}")
+    note = sign_note(format_checkpoint(signer.origin, size, root), signer.origin, signer.private_key)
+    checkpoint = AuditCheckpoint(tree_size=size, root_hash=root, note=note, signed_at=now)
+    session.add(checkpoint)
+    session.flush()
+    return checkpoint
+
+
+def inclusion_proof(session: Session, index: int, size: int) -> list[bytes]:
+    nodes = DbNodes(session)
+    plan = plan_inclusion(index, size)
+    nodes.prefetch(n for part in plan for n in part)
+    return [_fold([nodes.get_node(*n) for n in part]) for part in plan]
+
+
+def consistency_proof(session: Session, old_size: int, new_size: int) -> list[bytes]:
+    nodes = DbNodes(session)
+    plan = plan_consistency(old_size, new_size)
+    nodes.prefetch(n for part in plan for n in part)
+    return [_fold([nodes.get_node(*n) for n in part]) for part in plan]
+
+
+def _fold(hashes: list[bytes]) -> bytes:
+    result = hashes[-1]
+    for left in reversed(hashes[:-1]):
+        result = hashlib.sha256(b"\x01" + left + result).digest()
+    return result
+
+
+def receipt_for(session: Session, sealed: SealedEntry, checkpoint: AuditCheckpoint) -> dict[str, Any]:
+    """Return a receipt proving `sealed` is in the log signed by `checkpoint`."""
+    proof = inclusion_proof(session, sealed.index, checkpoint.tree_size)
+    return make_receipt(sealed.index, sealed.leaf_hash, checkpoint.note, proof, checkpoint.tree_size)

@@ -1,0 +1,189 @@
+"""Write the audit entries of one processing step in that step's own transaction.
+
+A view or command collects entries in a `Recorder` while it works and calls `commit_audited`:
+the entries are appended and the transaction commits together, or neither happens (fail closed).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+from flask import current_app, request
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from audit.entry import (
+    Actor,
+    AuditEntry,
+    ForeignOperation,
+    SealedEntry,
+    format_time,
+    new_span_id,
+    new_trace_id,
+)
+from broker import runtime
+from broker.audit_log import AuditIntegrityError, CheckpointSigner, Pending, append_entries, sign_checkpoint
+from broker.errors import ServiceUnavailable
+from broker.models import AuditCheckpoint
+from schemas.register import BROKER_SCOPE, Register
+
+log = structlog.get_logger("broker.audit")
+
+SUBJECT_ID_TYPE = "convenant-pseudoniem"
+CHECKPOINT_PURPOSE = "audit-checkpoint-signing"
+TRACEPARENT = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}$")
+
+
+@dataclass
+class Recorder:
+    """The entries of one step: one trace, a root span, one entry per data subject."""
+
+    actor: Actor
+    started: dt.datetime
+    foreign: ForeignOperation | None = None
+    trace_id: str = field(default_factory=new_trace_id)
+    root_span: str = field(default_factory=new_span_id)
+    pending: list[Pending] = field(default_factory=list)
+
+    def add(
+        self,
+        name: str,
+        activity: str,
+        *,
+        subjects: Iterable[str] = (),
+        subject_type: str = SUBJECT_ID_TYPE,
+        parties: Sequence[str] = (),
+        convenant_id: str | None = None,
+        attributes: dict[str, Any] | None = None,
+        status: str = "Ok",
+        root: bool = False,
+    ) -> None:
+        """Add one entry, or one per data subject when `subjects` are given."""
+        start, end = format_time(self.started), format_time(runtime.now())
+        involved = tuple(dict.fromkeys([*( [self.actor.party] if self.actor.party else []), *parties]))
+        common = {
+            "trace_id": self.trace_id,
+            "name": name,
+            "start_time": start,
+            "end_time": max(start, end),
+            "status": status,
+            "processing_activity_id": activity,
+            "actor": self.actor,
+            "foreign_operation": self.foreign,
+            "attributes": attributes or {},
+        }
+        subject_list = list(subjects)
+        if not subject_list:
+            span, parent = (self.root_span, None) if root else (new_span_id(), self.root_span)
+            entry = AuditEntry(span_id=span, parent_span_id=parent, **common)
+            self.pending.append(Pending(entry, involved, convenant_id))
+            return
+        for subject in subject_list:
+            entry = AuditEntry(
+                span_id=new_span_id(),
+                parent_span_id=self.root_span,
+                data_subject_id=subject,
+                data_subject_id_type=subject_type,
+                **common,
+            )
+            self.pending.append(Pending(entry, involved, convenant_id))
+
+
+def register() -> Register:
+    result: Register = current_app.extensions["broker.register"]
+    return result
+
+
+def activity(scope: str, step: str) -> str:
+    """The processing activity URI under which `step` of `scope` is done."""
+    return register().uri(scope, step)
+
+
+def broker_activity(step: str) -> str:
+    return activity(BROKER_SCOPE, step)
+
+
+def request_recorder(actor: Actor) -> Recorder:
+    """A recorder for the current request; a W3C traceparent names the caller's operation."""
+    foreign = None
+    match = TRACEPARENT.match(request.headers.get("traceparent", ""))
+    if match and actor.party:
+        foreign = ForeignOperation(trace_id=match[1], span_id=match[2], party=actor.party)
+    return Recorder(actor=actor, started=runtime.now(), foreign=foreign)
+
+
+def checkpoint_signer() -> CheckpointSigner:
+    key = runtime.keyring().signing_key(CHECKPOINT_PURPOSE, "Ed25519")
+    private = key.private_key
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    assert isinstance(private, Ed25519PrivateKey)
+    return CheckpointSigner(current_app.config["AUDIT_ORIGIN"], private)
+
+
+@dataclass(frozen=True)
+class Committed:
+    sealed: list[SealedEntry]
+    checkpoint: AuditCheckpoint | None
+
+
+def commit_audited(session: Session, recorder: Recorder, *, checkpoint: bool = False) -> Committed:
+    """Append the recorder's entries and commit with the step, or roll both back and refuse."""
+    try:
+        sealed = append_entries(session, recorder.pending)
+        signed = sign_checkpoint(session, checkpoint_signer(), runtime.now()) if checkpoint else None
+        session.commit()
+    except (SQLAlchemyError, AuditIntegrityError) as e:
+        session.rollback()
+        log.error("audit write failed; step refused", error=type(e).__name__)
+        raise ServiceUnavailable(
+            "Het logboek kon niet worden bijgewerkt; de verwerking is niet uitgevoerd. Probeer het later opnieuw."
+        ) from e
+    recorder.pending.clear()
+    return Committed(sealed, signed)
+
+
+def cli_recorder() -> Recorder:
+    """A recorder for an administrator's `broker` command."""
+    import getpass
+
+    return Recorder(actor=Actor(type="user", id=f"cli:{getpass.getuser()}"), started=runtime.now())
+
+
+def sync_register(session: Session) -> list[str]:
+    """Store new activity versions; refuse a changed text under an existing id.
+
+    An activity id must always mean one fixed text, so whoever edits a definition file must
+    bump the activity's version. Returns the ids added.
+    """
+    from sqlalchemy import select
+
+    from broker.models import RegisterActivity
+
+    stored = {row.uri: row for row in session.scalars(select(RegisterActivity))}
+    added = []
+    for item in register().activities:
+        row = stored.get(item.uri)
+        if row is None:
+            session.add(
+                RegisterActivity(
+                    uri=item.uri,
+                    scope=item.scope,
+                    activity=item.id,
+                    version=item.version,
+                    digest=item.digest,
+                    text=dict(item.text),
+                    registered_at=runtime.now(),
+                )
+            )
+            added.append(item.uri)
+        elif row.digest != item.digest:
+            raise RuntimeError(
+                f"the text of {item.uri} changed without a new version; bump `version` in its file"
+            )
+    return added
