@@ -49,13 +49,9 @@ def verify_command() -> None:
         bar.update(total - done)
     if result.problem is not None:
         problem = result.problem
-        click.echo(
-            f"FOUT bij entry {problem.index}: {problem.kind} — {problem.detail}", err=True
-        )
+        click.echo(f"FOUT bij entry {problem.index}: {problem.kind} — {problem.detail}", err=True)
         sys.exit(1)
-    click.echo(
-        f"OK: {result.entries} entries, root {result.root.hex()}, {result.checkpoints} checkpoints kloppen."
-    )
+    click.echo(f"OK: {result.entries} entries, root {result.root.hex()}, {result.checkpoints} checkpoints kloppen.")
 
 
 @audit_group.command("verify-receipt")

@@ -65,7 +65,7 @@ class Recorder:
     ) -> None:
         """Add one entry, or one per data subject when `subjects` are given."""
         start, end = format_time(self.started), format_time(runtime.now())
-        involved = tuple(dict.fromkeys([*( [self.actor.party] if self.actor.party else []), *parties]))
+        involved = tuple(dict.fromkeys([*([self.actor.party] if self.actor.party else []), *parties]))
         common = {
             "trace_id": self.trace_id,
             "name": name,
@@ -183,7 +183,5 @@ def sync_register(session: Session) -> list[str]:
             )
             added.append(item.uri)
         elif row.digest != item.digest:
-            raise RuntimeError(
-                f"the text of {item.uri} changed without a new version; bump `version` in its file"
-            )
+            raise RuntimeError(f"the text of {item.uri} changed without a new version; bump `version` in its file")
     return added

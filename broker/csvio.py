@@ -31,7 +31,9 @@ def parse_records(text: str, convenant: Convenant) -> list[dict[str, Any]]:
     first_line = text.split("\n", 1)[0]
     delimiter = ";" if first_line.count(";") > first_line.count(",") else ","
     reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)
-    objects = {f"{spec.name}_{sub.name}": (spec.name, sub.name) for spec in convenant.fields.values() for sub in spec.fields}
+    objects = {
+        f"{spec.name}_{sub.name}": (spec.name, sub.name) for spec in convenant.fields.values() for sub in spec.fields
+    }
     records: list[dict[str, Any]] = []
     for row in reader:
         record: dict[str, Any] = {}

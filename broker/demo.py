@@ -22,15 +22,36 @@ from keys.signing import private_key_to_pem
 
 EXAMPLE_ROWS = [
     # Test BSNs (elfproef-valid, not issued to real people in this demo).
-    {"category": "langdurig_verzuim", "bsn": "111222333", "voornaam": "Noah", "achternaam": "de Vries",
-     "geboortedatum": "2012-04-02", "adres_straat": "Steenstraat", "adres_huisnummer": "12",
-     "adres_postcode": "6828 CA", "adres_woonplaats": "Arnhem", "adres_gemeente": "Arnhem",
-     "laatst_bekende_school": "Stedelijk Gymnasium Arnhem", "startdatum_verzuim": "2026-09-08",
-     "reden_verzuim": "wacht op plaatsing", "betrokkenheid": "beide"},
-    {"category": "absoluut_verzuim", "bsn": "123456782", "voornaam": "Emma", "achternaam": "Bakker",
-     "geboortedatum": "2013-11-20", "adres_straat": "Kerkstraat", "adres_huisnummer": "3",
-     "adres_postcode": "6921 AB", "adres_woonplaats": "Duiven", "adres_gemeente": "Duiven",
-     "startdatum_verzuim": "2026-10-01", "betrokkenheid": "rbl"},
+    {
+        "category": "langdurig_verzuim",
+        "bsn": "111222333",
+        "voornaam": "Noah",
+        "achternaam": "de Vries",
+        "geboortedatum": "2012-04-02",
+        "adres_straat": "Steenstraat",
+        "adres_huisnummer": "12",
+        "adres_postcode": "6828 CA",
+        "adres_woonplaats": "Arnhem",
+        "adres_gemeente": "Arnhem",
+        "laatst_bekende_school": "Stedelijk Gymnasium Arnhem",
+        "startdatum_verzuim": "2026-09-08",
+        "reden_verzuim": "wacht op plaatsing",
+        "betrokkenheid": "beide",
+    },
+    {
+        "category": "absoluut_verzuim",
+        "bsn": "123456782",
+        "voornaam": "Emma",
+        "achternaam": "Bakker",
+        "geboortedatum": "2013-11-20",
+        "adres_straat": "Kerkstraat",
+        "adres_huisnummer": "3",
+        "adres_postcode": "6921 AB",
+        "adres_woonplaats": "Duiven",
+        "adres_gemeente": "Duiven",
+        "startdatum_verzuim": "2026-10-01",
+        "betrokkenheid": "rbl",
+    },
 ]
 
 
@@ -66,8 +87,11 @@ def demo_setup_command() -> None:
             match = next((c for c in existing if c.public_jwk == public), None)
             if match is None:
                 match = Client(
-                    client_id=str(uuid.uuid4()), party_id=party.id, public_jwk=public,
-                    created_at=runtime.now(), revoked_at=None,
+                    client_id=str(uuid.uuid4()),
+                    party_id=party.id,
+                    public_jwk=public,
+                    created_at=runtime.now(),
+                    revoked_at=None,
                 )
                 session.add(match)
             clients[party.id] = match.client_id
@@ -96,7 +120,7 @@ A party's client signs a client assertion with its key and asks {base}/oauth/tok
       submit --kind case {rel}/{example.name}
 
   .venv/bin/python examples/party_client.py --broker {base} \\
-      --client-id {clients.get('swv-passend-wijs', '<client_id>')} --key {rel}/swv-passend-wijs.pem \\
+      --client-id {clients.get("swv-passend-wijs", "<client_id>")} --key {rel}/swv-passend-wijs.pem \\
       fetch --out deliveries --ack
 
 API description: {base}/openapi.json

@@ -146,9 +146,12 @@ class Keyring:
             )
         ).all()
         version = 1 + max(
-            (r.version for r in self.session.scalars(
-                select(KeyMaterial).where(KeyMaterial.scope == convenant_id, KeyMaterial.purpose == KEK)
-            )),
+            (
+                r.version
+                for r in self.session.scalars(
+                    select(KeyMaterial).where(KeyMaterial.scope == convenant_id, KeyMaterial.purpose == KEK)
+                )
+            ),
             default=0,
         )
         new_secret = generate_key()

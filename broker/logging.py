@@ -56,13 +56,13 @@ def configure_logging(level: str = "INFO", log_file: str | None = None) -> None:
         cache_logger_on_first_use=True,
     )
     formatter = structlog.stdlib.ProcessorFormatter(
-            foreign_pre_chain=shared,
-            # Redaction runs last, after exceptions are rendered into text, so nothing escapes it.
-            processors=[
-                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-                redact_bsn,
-                structlog.processors.JSONRenderer(ensure_ascii=False),
-            ],
+        foreign_pre_chain=shared,
+        # Redaction runs last, after exceptions are rendered into text, so nothing escapes it.
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            redact_bsn,
+            structlog.processors.JSONRenderer(ensure_ascii=False),
+        ],
     )
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if log_file:

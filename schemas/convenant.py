@@ -115,11 +115,7 @@ class Convenant:
     def recipients(self, sender: Party, gemeente: str) -> tuple[Party, ...]:
         """Return the parties a record about a pupil in `gemeente` is routed to."""
         to_roles = {r.to_role for r in self.routing if r.from_role == sender.role}
-        return tuple(
-            p
-            for p in self.parties
-            if p.role in to_roles and p.id != sender.id and gemeente in p.werkgebied
-        )
+        return tuple(p for p in self.parties if p.role in to_roles and p.id != sender.id and gemeente in p.werkgebied)
 
     def to_dict(self) -> dict[str, Any]:
         """Return the definition as published to parties (the file's own structure)."""
@@ -158,10 +154,7 @@ def _field_spec(name: str, data: dict[str, Any]) -> FieldSpec:
 
 
 def _category(cid: str, data: dict[str, Any], fields: dict[str, FieldSpec]) -> Category:
-    items = tuple(
-        Item(item=i["item"], fields=tuple(i["fields"]), reason=i["reason"])
-        for i in data.get("items", ())
-    )
+    items = tuple(Item(item=i["item"], fields=tuple(i["fields"]), reason=i["reason"]) for i in data.get("items", ()))
     if not items:
         raise ConvenantError(f"category {cid!r}: no items")
     names = [n for item in items for n in item.fields]

@@ -36,8 +36,14 @@ class Activity:
         return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
 
     def as_dict(self) -> dict[str, Any]:
-        return {"id": self.uri, "scope": self.scope, "activity": self.id, "version": self.version,
-                "digest": self.digest, **self.text}
+        return {
+            "id": self.uri,
+            "scope": self.scope,
+            "activity": self.id,
+            "version": self.version,
+            "digest": self.digest,
+            **self.text,
+        }
 
 
 def activity_uri(scope: str, activity: str, version: str) -> str:

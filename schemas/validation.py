@@ -114,9 +114,7 @@ class Text(CodedField):
             findings = self._screen_text(value)
             if findings:
                 # The message comes from the lexicon and never repeats a number it found.
-                raise ma.ValidationError(
-                    [Coded(f"forbidden_content.{f.category}", f.message) for f in findings]
-                )
+                raise ma.ValidationError([Coded(f"forbidden_content.{f.category}", f.message) for f in findings])
         return value
 
 
@@ -214,9 +212,7 @@ class RecordSchema(ma.Schema):
         errors: dict[str, list[str]] = {}
         for later, earlier in self.date_order:
             if later in data and earlier in data and data[later] <= data[earlier]:
-                errors.setdefault(later, []).append(
-                    Coded("date_order", f"De datum moet na {earlier} liggen.")
-                )
+                errors.setdefault(later, []).append(Coded("date_order", f"De datum moet na {earlier} liggen."))
         birth_field = self.convenant_spec.birth_date_field
         reference = self.category_spec.age_reference
         if birth_field and reference and birth_field in data and reference in data:
@@ -226,8 +222,7 @@ class RecordSchema(ma.Schema):
                 errors.setdefault(birth_field, []).append(
                     Coded(
                         "age_implausible",
-                        f"Leeftijd {age} op {reference} past niet bij de leerplicht "
-                        f"({low} tot {high} jaar).",
+                        f"Leeftijd {age} op {reference} past niet bij de leerplicht ({low} tot {high} jaar).",
                     )
                 )
         if errors:
@@ -313,9 +308,7 @@ class RecordValidator:
             schemas[category.id] = schema
         return schemas
 
-    def validate(
-        self, records: Iterable[Any], today: dt.date
-    ) -> tuple[list[dict[str, Any]], list[Violation]]:
+    def validate(self, records: Iterable[Any], today: dt.date) -> tuple[list[dict[str, Any]], list[Violation]]:
         """Validate records; return the normalised records and every violation found."""
         token = _today.set(today)
         try:
@@ -334,9 +327,7 @@ class RecordValidator:
                             index,
                             "category",
                             "unknown_category",
-                            "Onbekende categorie; het convenant kent: "
-                            + ", ".join(self.convenant.categories)
-                            + ".",
+                            "Onbekende categorie; het convenant kent: " + ", ".join(self.convenant.categories) + ".",
                         )
                     )
                     continue
@@ -404,8 +395,7 @@ def _plan(schema: ma.Schema) -> _Plan:
         plan = _Plan(
             frozenset(fields),
             tuple(
-                (name, f, f.schema if isinstance(f, Object) else None, bool(f.required))
-                for name, f in fields.items()
+                (name, f, f.schema if isinstance(f, Object) else None, bool(f.required)) for name, f in fields.items()
             ),
         )
         schema._clean_plan = plan  # type: ignore[attr-defined]

@@ -100,5 +100,3 @@ def get_consistency_proof() -> dict[str, Any]:
 def get_register() -> dict[str, Any]:
     """Return the register of processing activities (AVG art. 30) the audit log refers to."""
     return {"activities": [a.as_dict() for a in auditing.register().activities]}
-
-

@@ -8,10 +8,10 @@ from flask import request
 from flask_smorest import Blueprint
 
 from broker import runtime
-from broker.auth import current_caller, require_token
-from broker.csvio import parse_records
 from broker.audit_log import receipt_for
 from broker.auditing import commit_audited, request_recorder
+from broker.auth import current_caller, require_token
+from broker.csvio import parse_records
 from broker.errors import BadRequest, BrokerError, UnsupportedMediaType
 from broker.extensions import db
 from broker.services.submission import audit_acceptance, audit_rejection, member_party, submit

@@ -51,13 +51,13 @@ def get_own_delivery(session: Session, party_id: str, delivery_id: str) -> Deliv
     return delivery
 
 
-def open_records(
-    session: Session, keyring: Keyring, delivery: Delivery
-) -> tuple[list[str], list[dict[str, Any]]]:
+def open_records(session: Session, keyring: Keyring, delivery: Delivery) -> tuple[list[str], list[dict[str, Any]]]:
     """Decrypt the records of a delivery, in submission order; also return their pseudonyms."""
     rows = session.execute(
         select(Record.submission_id, Record.seq, Record.payload, Submission.data_key_id, Record.pseudonym)
-        .join(DeliveryRecord, (DeliveryRecord.submission_id == Record.submission_id) & (DeliveryRecord.seq == Record.seq))
+        .join(
+            DeliveryRecord, (DeliveryRecord.submission_id == Record.submission_id) & (DeliveryRecord.seq == Record.seq)
+        )
         .join(Submission, Submission.id == Record.submission_id)
         .where(DeliveryRecord.delivery_id == delivery.id)
         .order_by(Record.submission_id, Record.seq)

@@ -70,7 +70,9 @@ def check_envelope(kind: Any, quarter: Any) -> tuple[str, str | None]:
     if kind not in KINDS:
         raise BadRequest(
             "kind moet 'case' of 'quarterly_list' zijn.",
-            errors=[{"record": None, "field": "kind", "code": "invalid_choice", "message": "Kies case of quarterly_list."}],
+            errors=[
+                {"record": None, "field": "kind", "code": "invalid_choice", "message": "Kies case of quarterly_list."}
+            ],
         )
     if kind == "quarterly_list":
         if not isinstance(quarter, str) or not QUARTER.match(quarter):
@@ -82,7 +84,14 @@ def check_envelope(kind: Any, quarter: Any) -> tuple[str, str | None]:
     if quarter not in (None, ""):
         raise BadRequest(
             "Alleen een kwartaallijst heeft een kwartaal.",
-            errors=[{"record": None, "field": "quarter", "code": "not_allowed", "message": "Laat quarter weg bij een casus."}],
+            errors=[
+                {
+                    "record": None,
+                    "field": "quarter",
+                    "code": "not_allowed",
+                    "message": "Laat quarter weg bij een casus.",
+                }
+            ],
         )
     return kind, None
 
@@ -109,7 +118,9 @@ def _duplicates(records: list[dict[str, Any]], subject_field: str) -> list[Viola
         subject = record.get(subject_field)
         if subject in seen:
             violations.append(
-                Violation(index, subject_field, "duplicate_subject", f"Deze jeugdige staat ook in record {seen[subject]}.")
+                Violation(
+                    index, subject_field, "duplicate_subject", f"Deze jeugdige staat ook in record {seen[subject]}."
+                )
             )
         else:
             seen[subject] = index
@@ -150,7 +161,9 @@ def submit(
     if not isinstance(records, list) or not records:
         raise BadRequest(
             "Een aanlevering bevat een niet-lege lijst records.",
-            errors=[{"record": None, "field": "records", "code": "required", "message": "Lever minstens één record aan."}],
+            errors=[
+                {"record": None, "field": "records", "code": "required", "message": "Lever minstens één record aan."}
+            ],
         )
 
     refused = _category_violations(records, party, convenant)
@@ -165,8 +178,7 @@ def submit(
         violations = _duplicates(valid, convenant.subject_id_field)
     if violations:
         raise ValidationFailed(
-            f"{len({v.record for v in violations})} van {len(records)} records voldoen niet; "
-            "er is niets opgeslagen.",
+            f"{len({v.record for v in violations})} van {len(records)} records voldoen niet; er is niets opgeslagen.",
             errors=_report(violations, line_offset),
         )
     return _store(session, keyring, convenant, party, client_id, kind, quarter, valid, now)
