@@ -22,6 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
+from conftest import GEMEENTE_POSTCODE, make_bsn, make_record  # noqa: E402
 from joserfc import jwt  # noqa: E402
 from joserfc.jwk import ECKey  # noqa: E402
 from sqlalchemy import insert  # noqa: E402
@@ -30,7 +31,6 @@ from broker import create_app  # noqa: E402
 from broker.db import make_engine  # noqa: E402
 from broker.migrate import upgrade  # noqa: E402
 from broker.models import Record  # noqa: E402
-from conftest import GEMEENTE_POSTCODE, make_bsn, make_record  # noqa: E402
 from keys.envelope import Sealer, generate_key  # noqa: E402
 from keys.pseudonym import Pseudonymiser  # noqa: E402
 
