@@ -84,7 +84,7 @@ def _authenticate_client(assertion: str, now: dt.datetime) -> Client:
     if alg not in CLIENT_ALGORITHMS:
         raise OAuthError("invalid_client", "Alleen RS256 en ES256 zijn toegestaan.", 401)
     client_id = claims.get("sub") if isinstance(claims, dict) else None
-    client = db.session.get(Client, client_id) if isinstance(client_id, str) else None
+    client = db.session.get(Client, client_id) if _plausible_id(client_id) else None
     if client is None or client.revoked_at is not None:
         raise OAuthError("invalid_client", INVALID_CLIENT, 401)
     try:
@@ -93,6 +93,21 @@ def _authenticate_client(assertion: str, now: dt.datetime) -> Client:
         raise OAuthError("invalid_client", INVALID_CLIENT, 401) from e
     _check_assertion_claims(token.claims, client.client_id, now)
     return client
+
+
+def _plausible_id(value: Any) -> bool:
+    """Whether an unverified claim can be looked up at all (no NUL, sane length)."""
+    return isinstance(value, str) and 0 < len(value) <= 64 and "\x00" not in value
+
+
+def _timestamp(value: Any) -> dt.datetime | None:
+    """A NumericDate claim as a datetime, or None when it is absent, absurd or out of range."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return None
+    try:
+        return dt.datetime.fromtimestamp(value, dt.UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
 
 
 def _check_assertion_claims(claims: dict[str, Any], client_id: str, now: dt.datetime) -> None:
@@ -105,17 +120,20 @@ def _check_assertion_claims(claims: dict[str, Any], client_id: str, now: dt.date
     audiences = aud if isinstance(aud, list) else [aud]
     if token_endpoint_url() not in audiences:
         raise refuse("aud moet het token-endpoint zijn.")
-    exp = claims.get("exp")
-    if not isinstance(exp, int | float):
-        raise refuse("De assertion mist exp.")
-    expires = dt.datetime.fromtimestamp(exp, dt.UTC)
+    expires = _timestamp(claims.get("exp"))
+    if expires is None:
+        raise refuse("De assertion mist een geldige exp.")
     if expires <= now - CLOCK_SKEW:
         raise refuse("De assertion is verlopen.")
     if expires > now + MAX_ASSERTION_LIFETIME + CLOCK_SKEW:
         raise refuse("exp mag hoogstens 5 minuten in de toekomst liggen.")
     for name in ("iat", "nbf"):
-        value = claims.get(name)
-        if isinstance(value, int | float) and dt.datetime.fromtimestamp(value, dt.UTC) > now + CLOCK_SKEW:
+        if name not in claims:
+            continue
+        moment = _timestamp(claims[name])
+        if moment is None:
+            raise refuse(f"{name} is geen geldig tijdstip.")
+        if moment > now + CLOCK_SKEW:
             raise refuse(f"{name} ligt in de toekomst.")
     jti = claims.get("jti")
     if not isinstance(jti, str) or not jti or len(jti) > 255:

@@ -13,7 +13,7 @@ import click
 from flask import Flask, current_app
 from flask.cli import FlaskGroup, with_appcontext
 
-from broker import runtime
+from broker import review, runtime
 from broker.auditing import CHECKPOINT_PURPOSE, broker_activity, cli_recorder, commit_audited, sync_register
 from broker.auth import TOKEN_ALGORITHM, TOKEN_PURPOSE, import_public_key
 from broker.extensions import db
@@ -41,6 +41,8 @@ def init_command() -> None:
     if not cfg.get("MASTER_KEY") and cfg.get("MASTER_KEY_FILE"):
         if create_master_key_file(cfg["MASTER_KEY_FILE"]):
             click.echo(f"Created master key {cfg['MASTER_KEY_FILE']} (keep it out of git and backups).")
+    if created := review.ensure_secret_key():
+        click.echo(f"Created session secret {created} (for the review interface; keep it out of git).")
     upgrade(cfg["DATABASE_URL"])
     keyring = runtime.keyring()
     for convenant_id in runtime.convenants():
@@ -93,6 +95,8 @@ def clients_group() -> None:
 
 def _read_public_jwk(path: Path) -> dict[str, Any]:
     text = path.read_text()
+    if "PRIVATE KEY" in text:
+        raise click.ClickException(f"{path}: a private key was given; register the public key only")
     try:
         from joserfc.jwk import ECKey, RSAKey
 
@@ -188,8 +192,9 @@ def keys_rotate_command(convenant_id: str) -> None:
 def init_app(app: Flask) -> None:
     from broker.audit_cli import audit_group
     from broker.demo import demo_group
+    from broker.users import users_group
 
-    for command in (init_command, clients_group, keys_group, demo_group, audit_group):
+    for command in (init_command, clients_group, keys_group, demo_group, audit_group, users_group):
         app.cli.add_command(command)
 
 

@@ -7,6 +7,7 @@ import io
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from broker.errors import BadRequest
 from schemas.convenant import Convenant
 
 
@@ -21,36 +22,50 @@ def columns(convenant: Convenant) -> list[str]:
     return result
 
 
-def parse_records(text: str, convenant: Convenant) -> list[dict[str, Any]]:
-    """Parse CSV text into records; empty cells are absent fields, unknown columns are kept.
+def parse_records(text: str, convenant: Convenant) -> tuple[list[dict[str, Any]], list[int]]:
+    """Parse CSV text into records and the file line on which each record starts.
 
-    Keeping unknown columns means a column the convenant does not allow is reported by
-    validation with its name, rather than silently dropped.
+    Empty cells are absent fields; unknown columns are kept, so a column the convenant does not
+    allow is reported by validation with its name rather than silently dropped. A header that
+    names a column twice is refused for the same reason.
     """
     text = text.lstrip("\ufeff")
     first_line = text.split("\n", 1)[0]
     delimiter = ";" if first_line.count(";") > first_line.count(",") else ","
-    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    header = [column.strip() for column in next(reader, [])]
+    repeated = sorted({c for c in header if header.count(c) > 1})
+    if repeated:
+        raise BadRequest(
+            "De kopregel noemt een kolom meer dan eens.",
+            errors=[
+                {"record": None, "field": c, "code": "duplicate_column", "message": "Kolom komt twee keer voor."}
+                for c in repeated
+            ],
+        )
     objects = {
         f"{spec.name}_{sub.name}": (spec.name, sub.name) for spec in convenant.fields.values() for sub in spec.fields
     }
     records: list[dict[str, Any]] = []
-    for row in reader:
+    lines: list[int] = []
+    for cells in reader:
+        if not any(cell.strip() for cell in cells):
+            continue  # blank lines carry no record
+        # reader.line_num is the line the record ends on; quoted cells may span lines.
+        lines.append(reader.line_num - sum(cell.count("\n") for cell in cells))
         record: dict[str, Any] = {}
-        for column, value in row.items():
-            if column is None:  # more cells than header columns
-                record["_extra_cells"] = value
+        if len(cells) > len(header):
+            record["_extra_cells"] = cells[len(header) :]
+        for column, value in zip(header, cells, strict=False):
+            if value.strip() == "":
                 continue
-            if value is None or value.strip() == "":
-                continue
-            column = column.strip()
             if column in objects:
                 parent, child = objects[column]
                 record.setdefault(parent, {})[child] = value
             else:
                 record[column] = value
         records.append(record)
-    return records
+    return records, lines
 
 
 def flatten(record: dict[str, Any]) -> dict[str, Any]:

@@ -13,17 +13,29 @@ import structlog
 from flask import Flask, Response, g, request
 from stdnum.nl import bsn as stdnum_bsn
 
-NINE_DIGITS = re.compile(r"(?<!\d)\d{9}(?!\d)")
+# Nine digits, also written in the groups people use (1234.56.782, 123 45 6782, 123-456-782).
+BSN_LIKE = re.compile(
+    r"(?<!\d)\d{9}(?!\d)"
+    r"|(?<!\d)(?<!\d[ .\-])"
+    r"(?:\d{4}([ .\-])\d{2}\1\d{3}|\d{3}([ .\-])\d{2}\2\d{4}|\d{3}([ .\-])\d{3}\3\d{3})"
+    r"(?!\d)(?![ .\-]\d)"
+)
+HAS_DIGITS = re.compile(r"\d{2}")
 REDACTED = "[bsn-verwijderd]"
 
 
+def _replace(match: re.Match[str]) -> str:
+    digits = re.sub(r"\D", "", match.group())
+    return REDACTED if stdnum_bsn.is_valid(digits) else match.group()
+
+
 def _redact_text(text: str) -> str:
-    return NINE_DIGITS.sub(lambda m: REDACTED if stdnum_bsn.is_valid(m.group()) else m.group(), text)
+    return BSN_LIKE.sub(_replace, text)
 
 
 def _redact(value: Any) -> Any:
     if isinstance(value, str):
-        return _redact_text(value) if NINE_DIGITS.search(value) else value
+        return _redact_text(value) if HAS_DIGITS.search(value) else value
     if isinstance(value, int) and not isinstance(value, bool) and 10**8 <= value < 10**9:
         return REDACTED if stdnum_bsn.is_valid(str(value)) else value
     if isinstance(value, dict):
@@ -69,7 +81,13 @@ def configure_logging(level: str = "INFO", log_file: str | None = None) -> None:
         handlers.append(logging.FileHandler(log_file, encoding="utf-8"))
     for handler in handlers:
         handler.setFormatter(formatter)
+    for handler in handlers:
+        handler._broker_handler = True  # type: ignore[attr-defined]
     root = logging.getLogger()
+    for old in root.handlers:
+        # Close what an earlier create_app opened; leave handlers others (pytest) own alone.
+        if getattr(old, "_broker_handler", False):
+            old.close()
     root.handlers[:] = handlers
     root.setLevel(level)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import tomllib
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -135,6 +136,12 @@ def _field_spec(name: str, data: dict[str, Any]) -> FieldSpec:
     if kind not in FIELD_TYPES:
         raise ConvenantError(f"field {name!r}: unknown type {kind!r}")
     subfields = tuple(_field_spec(k, v) for k, v in data.get("fields", {}).items())
+    pattern = data.get("pattern")
+    if pattern is not None:
+        try:
+            re.compile(pattern)
+        except re.error as e:
+            raise ConvenantError(f"field {name!r}: pattern is not a regular expression: {e}") from e
     if kind == "object" and not subfields:
         raise ConvenantError(f"field {name!r}: an object needs fields")
     if kind == "enum" and not data.get("choices"):
@@ -187,8 +194,8 @@ def parse_convenant(data: dict[str, Any], digest: str = "") -> Convenant:
                 id=p["id"],
                 name=p["name"],
                 role=p["role"],
-                werkgebied=tuple(p.get("werkgebied", ())),
-                provides=frozenset(p.get("provides", ())),
+                werkgebied=_strings(p.get("werkgebied", []), f"party {p['id']!r} werkgebied"),
+                provides=frozenset(_strings(p.get("provides", []), f"party {p['id']!r} provides")),
             )
             for p in data["parties"]
         )
@@ -223,7 +230,31 @@ def parse_convenant(data: dict[str, Any], digest: str = "") -> Convenant:
             raise ConvenantError(f"party {party.id!r} provides unknown categories {sorted(unknown)}")
     if len({p.id for p in parties}) != len(parties):
         raise ConvenantError("duplicate party ids")
+    for key in ("subject_id_field", "gemeente_field"):
+        if _resolve(fields, data[key]) is None:
+            raise ConvenantError(f"{key} {data[key]!r} names no field")
+    for spec in fields.values():
+        if spec.after is not None and spec.after not in fields:
+            raise ConvenantError(f"field {spec.name!r}: after {spec.after!r} names no field")
+    birth = convenant.birth_date_field
+    if birth is not None and birth not in fields:
+        raise ConvenantError(f"birth_date_field {birth!r} names no field")
     return convenant
+
+
+def _strings(value: Any, what: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConvenantError(f"{what} must be a list of strings")
+    return tuple(value)
+
+
+def _resolve(fields: dict[str, FieldSpec], path: str) -> FieldSpec | None:
+    """Return the field a dotted path such as `adres.gemeente` names, or None."""
+    head, _, rest = path.partition(".")
+    spec = fields.get(head)
+    if spec is None or not rest:
+        return spec
+    return _resolve({f.name: f for f in spec.fields}, rest)
 
 
 def load_convenant(path: str | Path) -> Convenant:

@@ -10,10 +10,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from schemas.convenant import Convenant
+from schemas.convenant import Convenant, ConvenantError
 
 BROKER_FILE = Path(__file__).parent / "broker.toml"
 BROKER_SCOPE = "broker"
+# The broker's steps that every convenant must place under one of its activities.
+CONVENANT_STEPS = ("case", "quarterly_list")
 
 
 @dataclass(frozen=True)
@@ -87,9 +89,11 @@ def build_register(convenants: Iterable[Convenant], broker_file: Path = BROKER_F
         broker = tomllib.load(f)
     activities = _activities(BROKER_SCOPE, broker.get("processing_activities", ()), {"controller": broker["title"]})
     for convenant in convenants:
-        activities += _activities(
-            convenant.id, convenant.raw.get("processing_activities", ()), _convenant_context(convenant)
-        )
+        own = _activities(convenant.id, convenant.raw.get("processing_activities", ()), _convenant_context(convenant))
+        missing = [step for step in CONVENANT_STEPS if not any(step in a.handles for a in own)]
+        if missing:
+            raise ConvenantError(f"convenant {convenant.id!r}: no processing activity handles {missing}")
+        activities += own
     return activities
 
 

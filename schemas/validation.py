@@ -193,8 +193,10 @@ class Choice(CodedField):
 class Object(CodedField, ma.fields.Nested):
     """A nested object whose own fields are validated and whose unknown fields are refused."""
 
-    def make_error(self, key: str, **kwargs: Any) -> ma.ValidationError:
-        return super().make_error({"type": "invalid_object"}.get(key, key), **kwargs)
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        if not isinstance(value, Mapping):
+            raise self.make_error("invalid_object")
+        return super()._deserialize(value, attr, data, **kwargs)
 
 
 class RecordSchema(ma.Schema):
@@ -406,7 +408,8 @@ def _flatten(record: int, messages: Any, prefix: str = "") -> Iterable[Violation
     if isinstance(messages, Mapping):
         for key, value in messages.items():
             path = f"{prefix}.{key}" if prefix else str(key)
-            yield from _flatten(record, value, "" if key == "_schema" else path)
+            # A nested schema's own error (`_schema`) belongs to the object field itself.
+            yield from _flatten(record, value, prefix if key == "_schema" else path)
     elif isinstance(messages, list | tuple):
         for message in messages:
             if isinstance(message, Mapping | list | tuple):

@@ -28,10 +28,13 @@ blp = Blueprint("deliveries", __name__, url_prefix="/api/v1/deliveries", descrip
 @require_token
 def list_deliveries() -> dict[str, Any]:
     """List the deliveries addressed to the caller's party, newest first."""
+    convenant_id = request.args.get("convenant")
+    if convenant_id is not None and convenant_id not in runtime.convenants():
+        return {"deliveries": []}
     rows = deliveries.list_deliveries(
         db.session,
         current_caller().party_id,
-        convenant_id=request.args.get("convenant"),
+        convenant_id=convenant_id,
         unacked_only=request.args.get("status") == "open",
     )
     return {"deliveries": [deliveries.delivery_summary(d) for d in rows]}

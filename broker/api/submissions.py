@@ -39,15 +39,15 @@ SUBMISSION_BODY = {
 }
 
 
-def _read_body(convenant: Any) -> tuple[Any, Any, Any, int | None]:
+def _read_body(convenant: Any) -> tuple[Any, Any, Any, list[int] | None]:
     mimetype = request.mimetype
     if mimetype == "text/csv":
         try:
             text = request.get_data(cache=False).decode("utf-8")
         except UnicodeDecodeError as e:
             raise BadRequest("CSV moet in UTF-8 zijn gecodeerd.") from e
-        # Line 1 is the header, so record 0 is on line 2.
-        return request.args.get("kind"), request.args.get("quarter"), parse_records(text, convenant), 2
+        records, lines = parse_records(text, convenant)
+        return request.args.get("kind"), request.args.get("quarter"), records, lines
     if mimetype == "application/json" or mimetype.endswith("+json"):
         body = request.get_json(silent=True)
         if not isinstance(body, dict):
@@ -77,7 +77,7 @@ def create_submission(convenant_id: str) -> tuple[dict[str, Any], int]:
     kind = None
     try:
         member_party(convenant, caller.party_id)
-        kind, quarter, records, line_offset = _read_body(convenant)
+        kind, quarter, records, lines = _read_body(convenant)
         accepted = submit(
             session,
             runtime.keyring(),
@@ -90,7 +90,7 @@ def create_submission(convenant_id: str) -> tuple[dict[str, Any], int]:
             records=records,
             now=runtime.now(),
             today=runtime.today(),
-            line_offset=line_offset,
+            lines=lines,
         )
     except BrokerError as refusal:
         session.rollback()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import uuid
 from typing import Any
 
 from sqlalchemy import select
@@ -13,6 +14,14 @@ from broker.errors import Forbidden, NotFound
 from broker.keyring import Keyring
 from broker.models import Delivery, DeliveryRecord, Record, Submission
 from keys.envelope import Sealer
+
+
+def is_uuid(value: str) -> bool:
+    """Whether `value` can be an id the broker issued (so it is safe to look up)."""
+    try:
+        return str(uuid.UUID(value)) == value
+    except ValueError:
+        return False
 
 
 def delivery_summary(delivery: Delivery) -> dict[str, Any]:
@@ -43,7 +52,7 @@ def list_deliveries(
 
 def get_own_delivery(session: Session, party_id: str, delivery_id: str) -> Delivery:
     """Return a delivery the caller's party may read, or refuse."""
-    delivery = session.get(Delivery, delivery_id)
+    delivery = session.get(Delivery, delivery_id) if is_uuid(delivery_id) else None
     if delivery is None:
         raise NotFound("Deze levering bestaat niet.")
     if delivery.recipient_party_id != party_id:

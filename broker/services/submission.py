@@ -106,7 +106,8 @@ def _category_violations(records: list[Any], party: Party, convenant: Convenant)
         )
         for index, record in enumerate(records)
         if isinstance(record, dict)
-        and record.get("category") in convenant.categories
+        and isinstance(record.get("category"), str)
+        and record["category"] in convenant.categories
         and record["category"] not in party.provides
     ]
 
@@ -153,7 +154,7 @@ def submit(
     records: Any,
     now: dt.datetime,
     today: dt.date,
-    line_offset: int | None = None,
+    lines: list[int] | None = None,
 ) -> Accepted:
     """Validate and store one submission and route its records; raise on any violation."""
     party = member_party(convenant, party_id)
@@ -170,7 +171,7 @@ def submit(
     if refused:
         raise Forbidden(
             "Uw partij levert categorieën aan die het convenant haar niet toestaat.",
-            errors=_report(refused, line_offset),
+            errors=_report(refused, lines),
         )
 
     valid, violations = validator.validate(records, today)
@@ -179,17 +180,17 @@ def submit(
     if violations:
         raise ValidationFailed(
             f"{len({v.record for v in violations})} van {len(records)} records voldoen niet; er is niets opgeslagen.",
-            errors=_report(violations, line_offset),
+            errors=_report(violations, lines),
         )
     return _store(session, keyring, convenant, party, client_id, kind, quarter, valid, now)
 
 
-def _report(violations: list[Violation], line_offset: int | None) -> list[dict[str, Any]]:
+def _report(violations: list[Violation], lines: list[int] | None) -> list[dict[str, Any]]:
     report = []
     for v in violations[:MAX_ERRORS]:
         entry = v.as_dict()
-        if line_offset is not None:
-            entry["line"] = v.record + line_offset
+        if lines is not None:
+            entry["line"] = lines[v.record]
         report.append(entry)
     return report
 
