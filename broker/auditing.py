@@ -113,7 +113,10 @@ def request_recorder(actor: Actor) -> Recorder:
     foreign = None
     match = TRACEPARENT.match(request.headers.get("traceparent", ""))
     if match and actor.party:
-        foreign = ForeignOperation(trace_id=match[1], span_id=match[2], party=actor.party)
+        try:
+            foreign = ForeignOperation(trace_id=match[1], span_id=match[2], party=actor.party)
+        except ValueError:
+            foreign = None  # an invalid traceparent (all-zero ids) is ignored, as W3C prescribes
     return Recorder(actor=actor, started=runtime.now(), foreign=foreign)
 
 
