@@ -83,14 +83,9 @@ class Recorder:
             entry = AuditEntry(span_id=span, parent_span_id=parent, **common)
             self.pending.append(Pending(entry, involved, convenant_id))
             return
+        template = AuditEntry(span_id=self.root_span, parent_span_id=self.root_span, **common)
         for subject in subject_list:
-            entry = AuditEntry(
-                span_id=new_span_id(),
-                parent_span_id=self.root_span,
-                data_subject_id=subject,
-                data_subject_id_type=subject_type,
-                **common,
-            )
+            entry = template.for_subject(new_span_id(), subject, subject_type)
             self.pending.append(Pending(entry, involved, convenant_id))
 
 
