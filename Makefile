@@ -18,10 +18,11 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 install: $(VENV)/.installed
 
 ## Set up a SQLite broker with the demo convenant and demo party keys, and serve it on $PORT.
+## The local demo runs on plain http, so its review session cookie cannot be `Secure`.
 run: install
 	$(BIN)/broker init
 	$(BIN)/broker demo setup
-	$(BIN)/broker serve --port $(PORT)
+	BROKER_SESSION_COOKIE_SECURE=false $(BIN)/broker serve --port $(PORT)
 
 ## Run the whole test suite (SQLite unless BROKER_DATABASE_URL names a PostgreSQL database).
 test: install

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from broker.errors import BadRequest
+from broker.errors import BadRequest, ValidationFailed
 from schemas.convenant import Convenant
+
+COLUMN_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 
 
 def columns(convenant: Convenant) -> list[str]:
@@ -34,6 +37,7 @@ def parse_records(text: str, convenant: Convenant) -> tuple[list[dict[str, Any]]
     delimiter = ";" if first_line.count(";") > first_line.count(",") else ","
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     header = [column.strip() for column in next(reader, [])]
+    _check_header(header, convenant)
     repeated = sorted({c for c in header if header.count(c) > 1})
     if repeated:
         raise BadRequest(
@@ -66,6 +70,27 @@ def parse_records(text: str, convenant: Convenant) -> tuple[list[dict[str, Any]]
                 record[column] = value
         records.append(record)
     return records, lines
+
+
+def _check_header(header: list[str], convenant: Convenant) -> None:
+    """Refuse a file without a header line, or with a header cell that is no column name.
+
+    Such cells are usually data (a first row without header), so they are never echoed back.
+    """
+    if not set(header) & set(columns(convenant)):
+        raise ValidationFailed(
+            "De CSV mist de kopregel met kolomnamen (zoals category, bsn, adres_gemeente).",
+            errors=[{"record": None, "field": None, "code": "missing_header", "message": "Geen kopregel."}],
+        )
+    odd = [number for number, name in enumerate(header, 1) if not COLUMN_NAME.match(name)]
+    if odd:
+        raise ValidationFailed(
+            "De kopregel bevat cellen die geen kolomnaam zijn.",
+            errors=[
+                {"record": None, "field": None, "code": "invalid_column_name", "message": f"Kolom {n} van de kopregel."}
+                for n in odd
+            ],
+        )
 
 
 def flatten(record: dict[str, Any]) -> dict[str, Any]:
