@@ -1,0 +1,186 @@
+"""Privacy officers' accounts for the review interface, and the `broker users` commands.
+
+Passwords are hashed with Argon2id (argon2-cffi's defaults, RFC 9106's second recommended
+profile). An account is never deleted, only disabled, so a username in the audit log always
+names one person.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import re
+import secrets
+
+import click
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from flask.cli import with_appcontext
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from broker import runtime
+from broker.auditing import broker_activity, cli_recorder, commit_audited
+from broker.extensions import db
+from broker.models import User
+
+PARTY_OFFICER = "privacy-officer"
+BROKER_OFFICER = "broker-officer"
+ROLES = (PARTY_OFFICER, BROKER_OFFICER)
+MIN_PASSWORD_LENGTH = 12
+MAX_PASSWORD_LENGTH = 1024  # hashing a megabyte "password" on every login attempt is a cheap DoS
+USERNAME = re.compile(r"^[a-z0-9][a-z0-9._@-]{1,99}$")
+
+_hasher = PasswordHasher()
+
+
+class UserError(ValueError):
+    """An account cannot be created or changed as asked."""
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    return _hasher.hash(secrets.token_urlsafe(24))
+
+
+def _password_matches(password_hash: str, password: str) -> bool:
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def normalise_username(username: str) -> str:
+    return username.strip().lower()
+
+
+def is_known_party(party_id: str) -> bool:
+    return any(c.party(party_id) for c in runtime.convenants().values())
+
+
+def check_new_user(session: Session, username: str, role: str, party_id: str | None, password: str) -> None:
+    """Refuse an account that breaks the role, party, username or password rules."""
+    if not USERNAME.match(username):
+        raise UserError("a username is 2-100 characters: a-z, 0-9, '.', '_', '@', '-'")
+    if role not in ROLES:
+        raise UserError(f"role must be one of {', '.join(ROLES)}")
+    if role == PARTY_OFFICER and not party_id:
+        raise UserError(f"a {PARTY_OFFICER} needs --party")
+    if role == BROKER_OFFICER and party_id:
+        raise UserError(f"a {BROKER_OFFICER} sees every party; leave out --party")
+    if party_id and not is_known_party(party_id):
+        raise UserError(f"party {party_id!r} is in no convenant")
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise UserError(f"the password must be at least {MIN_PASSWORD_LENGTH} characters")
+    if len(password) > MAX_PASSWORD_LENGTH:
+        raise UserError(f"the password may be at most {MAX_PASSWORD_LENGTH} characters")
+    if session.get(User, username) is not None:
+        raise UserError(f"user {username!r} already exists")
+
+
+def create_user(
+    session: Session, username: str, role: str, party_id: str | None, password: str, now: dt.datetime
+) -> User:
+    """Add an account (in the caller's transaction) after checking every rule."""
+    username = normalise_username(username)
+    check_new_user(session, username, role, party_id, password)
+    user = User(
+        username=username,
+        password_hash=hash_password(password),
+        role=role,
+        party_id=party_id,
+        created_at=now,
+        disabled_at=None,
+    )
+    session.add(user)
+    return user
+
+
+def authenticate(session: Session, username: str, password: str) -> User | None:
+    """Return the active user with this password, or None; unknown users cost the same time."""
+    name = normalise_username(username)
+    user = session.get(User, name) if USERNAME.match(name) else None
+    if user is None or len(password) > MAX_PASSWORD_LENGTH:
+        # Hash anyway, so that the response time does not tell whether the account exists.
+        _password_matches(_dummy_hash(), password[:MAX_PASSWORD_LENGTH])
+        return None
+    if not _password_matches(user.password_hash, password) or user.disabled_at is not None:
+        return None
+    if user.role not in ROLES:
+        return None
+    if _hasher.check_needs_rehash(user.password_hash):
+        user.password_hash = hash_password(password)
+    return user
+
+
+# -- `broker users` ------------------------------------------------------------------------------
+
+
+@click.group("users")
+def users_group() -> None:
+    """Manage the privacy officers who use the review interface."""
+
+
+@users_group.command("add")
+@click.argument("username_arg", metavar="[USERNAME]", required=False)
+@click.option("--username", "username_opt", help="The login name (or give it as the argument).")
+@click.option("--role", type=click.Choice(ROLES), required=True)
+@click.option("--party", "party_id", help=f"The officer's party; required for {PARTY_OFFICER}.")
+@click.option(
+    "--password", prompt=True, hide_input=True, confirmation_prompt=True,
+    help=f"At least {MIN_PASSWORD_LENGTH} characters; asked (hidden, twice) when left out.",
+)
+@with_appcontext
+def users_add_command(
+    username_arg: str | None, username_opt: str | None, role: str, party_id: str | None, password: str
+) -> None:
+    """Add a privacy officer who can log in to the review interface."""
+    if username_arg and username_opt and username_arg != username_opt:
+        raise click.UsageError("give the username once: as argument or as --username")
+    username = username_arg or username_opt
+    if not username:
+        raise click.UsageError("give a USERNAME (argument or --username)")
+    session = db.session
+    try:
+        user = create_user(session, username, role, party_id, password, runtime.now())
+    except UserError as e:
+        raise click.ClickException(str(e)) from e
+    recorder = cli_recorder()
+    recorder.add(
+        "user.added", broker_activity("user"), root=True, parties=[party_id] if party_id else [],
+        attributes={"username": user.username, "role": role, "party": party_id},
+    )
+    commit_audited(session, recorder)
+    click.echo(f"added {role} {user.username}" + (f" of {party_id}" if party_id else ""))
+
+
+@users_group.command("list")
+@with_appcontext
+def users_list_command() -> None:
+    """List the review interface's users."""
+    for user in db.session.scalars(select(User).order_by(User.username)):
+        state = f"disabled {user.disabled_at:%Y-%m-%d}" if user.disabled_at else "active"
+        click.echo(f"{user.username}  {user.role}  {user.party_id or '-'}  {state}")
+
+
+@users_group.command("disable")
+@click.argument("username")
+@with_appcontext
+def users_disable_command(username: str) -> None:
+    """Disable a user: their sessions stop working at once; the account stays for the log."""
+    session = db.session
+    user = session.get(User, normalise_username(username))
+    if user is None:
+        raise click.ClickException("no such user")
+    user.disabled_at = user.disabled_at or runtime.now()
+    recorder = cli_recorder()
+    recorder.add(
+        "user.disabled", broker_activity("user"), root=True, parties=[user.party_id] if user.party_id else [],
+        attributes={"username": user.username, "role": user.role, "party": user.party_id},
+    )
+    commit_audited(session, recorder)
+    click.echo(f"disabled {user.username}")
