@@ -37,7 +37,7 @@ def verify_command() -> None:
         .execution_options(yield_per=50_000)
     )
     stream = ((r[0], bytes(r[1]), bytes(r[2]), bytes(r[3])) for r in rows)
-    with click.progressbar(length=total, label="Logboek controleren", file=sys.stderr) as bar:
+    with rows, click.progressbar(length=total, label="Logboek controleren", file=sys.stderr) as bar:
         done = 0
 
         def progress(n: int) -> None:

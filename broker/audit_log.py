@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import func, select, text, tuple_
+from sqlalchemy import func, or_, select, text
 from sqlalchemy.orm import Session
 
 from audit.checkpoint import format_checkpoint, sign_note, verifier_key
@@ -48,17 +48,21 @@ class DbNodes:
         """Fetch many nodes in two queries, so a proof costs two round trips."""
         wanted = [n for n in set(nodes) if n not in self.cache]
         leaves = [i for level, i in wanted if level == 0]
-        inner = [(level, i) for level, i in wanted if level > 0]
+        inner: dict[int, list[int]] = {}
+        for level, i in wanted:
+            if level > 0:
+                inner.setdefault(level, []).append(i)
         for chunk in _chunks(leaves, 500):
             for idx, leaf in self.session.execute(
                 select(AuditEntryRow.idx, AuditEntryRow.leaf_hash).where(AuditEntryRow.idx.in_(chunk))
             ):
                 self.cache[(0, idx)] = leaf
-        for chunk in _chunks(inner, 500):
+        # One `level = ? AND idx IN (...)` term per level: both databases answer that from the
+        # primary key, where SQLite would scan the table for a row-value IN list.
+        terms = [(AuditNode.level == level) & AuditNode.idx.in_(ids) for level, ids in inner.items()]
+        if terms:
             for level, idx, node in self.session.execute(
-                select(AuditNode.level, AuditNode.idx, AuditNode.hash).where(
-                    tuple_(AuditNode.level, AuditNode.idx).in_(chunk)
-                )
+                select(AuditNode.level, AuditNode.idx, AuditNode.hash).where(or_(*terms))
             ):
                 self.cache[(level, idx)] = node
 

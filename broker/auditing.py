@@ -36,7 +36,8 @@ log = structlog.get_logger("broker.audit")
 
 SUBJECT_ID_TYPE = "convenant-pseudoniem"
 CHECKPOINT_PURPOSE = "audit-checkpoint-signing"
-TRACEPARENT = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}$")
+# W3C Trace Context: version ff is invalid.
+TRACEPARENT = re.compile(r"^(?!ff)[0-9a-f]{2}-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}$")
 
 
 @dataclass
@@ -130,8 +131,11 @@ class Committed:
     checkpoint: AuditCheckpoint | None
 
 
-def commit_audited(session: Session, recorder: Recorder, *, checkpoint: bool = False) -> Committed:
-    """Append the recorder's entries and commit with the step, or roll both back and refuse."""
+def commit_audited(session: Session, recorder: Recorder, *, checkpoint: bool = True) -> Committed:
+    """Append the recorder's entries and commit with the step, or roll both back and refuse.
+
+    Every step ends with a signed checkpoint, so no entry stays uncovered by a signature.
+    """
     try:
         sealed = append_entries(session, recorder.pending)
         signed = sign_checkpoint(session, checkpoint_signer(), runtime.now()) if checkpoint else None

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import uuid
 from pathlib import Path
+from typing import Any
 
 import click
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -15,9 +17,11 @@ from joserfc.jwk import ECKey
 from sqlalchemy import select
 
 from broker import runtime
+from broker.auditing import broker_activity, cli_recorder, commit_audited
 from broker.csvio import columns
 from broker.extensions import db
-from broker.models import Client
+from broker.models import Client, User
+from broker.users import create_user
 from keys.signing import private_key_to_pem
 
 EXAMPLE_ROWS = [
@@ -95,7 +99,10 @@ def demo_setup_command() -> None:
                 )
                 session.add(match)
             clients[party.id] = match.client_id
-    session.commit()
+    officer_line = _demo_officer(session, directory)
+    recorder = cli_recorder()
+    recorder.add("demo.setup", broker_activity("client"), root=True, attributes={"clients": len(clients)})
+    commit_audited(session, recorder)
     (directory / "clients.json").write_text(json.dumps(clients, indent=2) + "\n")
     example = directory / "voorbeeld-casussen.csv"
     convenant = next(iter(runtime.convenants().values()))
@@ -124,5 +131,25 @@ A party's client signs a client assertion with its key and asks {base}/oauth/tok
       fetch --out deliveries --ack
 
 API description: {base}/openapi.json
+
+Review interface for privacy officers: {base}/review/
+  {officer_line}
 """
     )
+
+
+DEMO_OFFICER = "demo-officer"
+
+
+def _demo_officer(session: Any, directory: Path) -> str:
+    """Create a broker-wide demo privacy officer once; its password goes to a 0600 file."""
+    password_file = directory / "demo-officer.password"
+    if session.get(User, DEMO_OFFICER) is None:
+        password = secrets.token_urlsafe(16)
+        create_user(session, DEMO_OFFICER, "broker-officer", None, password, runtime.now())
+        password_file.unlink(missing_ok=True)
+        fd = os.open(password_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(password + "\n")
+    rel = os.path.relpath(password_file)
+    return f"log in as {DEMO_OFFICER}, password in {rel}; add officers with `broker users add`."

@@ -8,7 +8,7 @@ from flask import Response, request
 from flask_smorest import Blueprint
 from sqlalchemy import select
 
-from audit.checkpoint import parse_checkpoint
+from audit.checkpoint import open_note
 from broker import auditing
 from broker.audit_log import consistency_proof, inclusion_proof, latest_checkpoint, log_size
 from broker.errors import BadRequest, NotFound
@@ -44,7 +44,7 @@ def get_checkpoint() -> Any:
     if checkpoint is None:
         raise NotFound("Er is nog geen checkpoint getekend.")
     if _wants_json():
-        parsed = parse_checkpoint(checkpoint.note)
+        parsed = open_note(checkpoint.note, auditing.checkpoint_signer().verifier_key)
         return {
             "origin": parsed.origin,
             "tree_size": checkpoint.tree_size,
@@ -90,8 +90,10 @@ def get_inclusion_proof(index: int) -> dict[str, Any]:
 def get_consistency_proof() -> dict[str, Any]:
     """Return the consistency proof between two tree sizes (RFC 9162 §2.1.4)."""
     old, new = _int_arg("from"), _int_arg("to")
-    if not 0 < old <= new or new > log_size(db.session):
-        raise BadRequest("Vraag een bewijs tussen 0 < from <= to <= de omvang van het logboek.")
+    if not 0 < old <= new:
+        raise BadRequest("Vraag een bewijs tussen 0 < from <= to.")
+    if new > log_size(db.session):
+        raise NotFound("Het logboek is kleiner dan `to`.")
     proof = consistency_proof(db.session, old, new)
     return {"from": old, "to": new, "proof": [p.hex() for p in proof]}
 

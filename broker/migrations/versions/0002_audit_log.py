@@ -93,6 +93,19 @@ def _sqlite_guards() -> None:
                 f"CREATE TRIGGER {table}_no_{event.lower()} BEFORE {event} ON {table} "
                 f"BEGIN SELECT RAISE(ABORT, '{table} is append-only: {event} refused'); END"
             )
+    # Every other append-only table refuses an INSERT over an existing key, so REPLACE cannot
+    # overwrite a node, checkpoint or register text even on a connection without
+    # recursive_triggers (the sqlite3 shell, say).
+    for table, key in (
+        ("audit_nodes", "level = NEW.level AND idx = NEW.idx"),
+        ("audit_checkpoints", "tree_size = NEW.tree_size"),
+        ("register_activities", "uri = NEW.uri"),
+    ):
+        op.execute(
+            f"CREATE TRIGGER {table}_no_replace BEFORE INSERT ON {table} "
+            f"WHEN EXISTS (SELECT 1 FROM {table} WHERE {key}) "
+            f"BEGIN SELECT RAISE(ABORT, '{table} is append-only: REPLACE refused'); END"
+        )
     # An INSERT must extend the chain: the next index, linked to the last chain hash. REPLACE
     # cannot slip past this either (it would reuse an index), and with recursive_triggers on
     # (broker.db sets it) its implicit DELETE fires the trigger above.
