@@ -23,7 +23,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     if not app.config["MASTER_KEY"] and not app.config["MASTER_KEY_FILE"]:
         app.config["MASTER_KEY_FILE"] = os.path.join(app.instance_path, "master.key")
 
-    from broker import api, auth, cli, logging, runtime
+    from broker import api, auth, cli, logging, review, runtime
     from broker.extensions import api as smorest_api
     from broker.extensions import db
 
@@ -35,4 +35,5 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     api.init_app(app)
     logging.init_app(app)
     cli.init_app(app)
+    review.init_app(app)
     return app

@@ -64,8 +64,10 @@ def init_command() -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=int, default=lambda: int(os.environ.get("PORT", "8000")), show_default="$PORT or 8000")
 @click.option("--workers", type=int, default=1, show_default=True)
-def serve_command(host: str, port: int, workers: int) -> None:
-    """Serve the broker with gunicorn."""
+@click.option("--scheduler/--no-scheduler", default=True, show_default=True,
+              help="Also run due quarterly matches, reminders and the outbox in this process.")
+def serve_command(host: str, port: int, workers: int, scheduler: bool) -> None:
+    """Serve the broker with gunicorn (and, by default, the scheduler of due matches)."""
     from gunicorn.app.base import BaseApplication
 
     app = _create_app()
@@ -85,6 +87,11 @@ def serve_command(host: str, port: int, workers: int) -> None:
             return app
 
     click.echo(f"Broker on http://{host}:{port}  (OpenAPI: http://{host}:{port}/openapi.json)")
+    if scheduler:
+        from broker.scheduler import Scheduler
+
+        # In gunicorn's master process, with its own app; workers are forked without it.
+        Scheduler(_create_app).start()
     Server().run()
 
 
@@ -192,9 +199,12 @@ def keys_rotate_command(convenant_id: str) -> None:
 def init_app(app: Flask) -> None:
     from broker.audit_cli import audit_group
     from broker.demo import demo_group
+    from broker.match_cli import match_group, webhooks_group
     from broker.users import users_group
 
-    for command in (init_command, clients_group, keys_group, demo_group, audit_group, users_group):
+    for command in (
+        init_command, clients_group, keys_group, demo_group, audit_group, users_group, match_group, webhooks_group
+    ):
         app.cli.add_command(command)
 
 

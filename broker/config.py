@@ -30,6 +30,19 @@ class Defaults:
     # The C2SP checkpoint origin (and signing key name) of the audit log.
     AUDIT_ORIGIN = "convenant-broker.local/audit"
 
+    # The review UI's session cookies are signed with SECRET_KEY: BROKER_SECRET_KEY, or a file named
+    # by BROKER_SECRET_KEY_FILE (default <instance>/secret.key, created by `broker init`). There is
+    # no default: outside testing the review UI refuses to serve without one.
+    SECRET_KEY: str | None = None
+    SECRET_KEY_FILE: str | None = None
+    SESSION_COOKIE_SECURE = True
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    PERMANENT_SESSION_LIFETIME = 8 * 3600  # seconds of inactivity after which an officer logs in again
+    REVIEW_PER_PAGE = 50
+    # Where the last full verification's result is kept (default <instance>/audit-verify-<db>.json).
+    REVIEW_VERIFY_FILE: str | None = None
+
     MAX_CONTENT_LENGTH = 64 * 1024 * 1024
     LOG_LEVEL = "INFO"
     JSON_SORT_KEYS = False

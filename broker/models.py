@@ -147,6 +147,8 @@ class Delivery(Base):
     created_at: Mapped[dt.datetime]
     fetched_at: Mapped[dt.datetime | None]
     acked_at: Mapped[dt.datetime | None]
+    # A match delivery's counts of every group, with its quarter and result version.
+    summary: Mapped[dict | None] = mapped_column(JSON, nullable=True)
 
 
 class DeliveryRecord(Base):
@@ -229,3 +231,75 @@ class User(Base):
     party_id: Mapped[str | None] = mapped_column(String(100))
     created_at: Mapped[dt.datetime]
     disabled_at: Mapped[dt.datetime | None]
+
+
+# -- quarterly matching (issue 4) ------------------------------------------------------------------
+
+
+class QuarterList(Base):
+    """One version of a party's quarterly list: the submission that holds it, numbered per party."""
+
+    __tablename__ = "quarter_lists"
+    __table_args__ = (UniqueConstraint("convenant_id", "quarter", "party_id", "version"),)
+    submission_id: Mapped[str] = mapped_column(ForeignKey("submissions.id"), primary_key=True)
+    convenant_id: Mapped[str] = mapped_column(String(100))
+    quarter: Mapped[str] = mapped_column(String(7))
+    party_id: Mapped[str] = mapped_column(String(100))
+    version: Mapped[int] = mapped_column(Integer)
+    received_at: Mapped[dt.datetime]
+
+
+class MatchRun(Base):
+    """One version of a quarter's match result. Inserted first: the unique version is a lock too."""
+
+    __tablename__ = "match_runs"
+    __table_args__ = (UniqueConstraint("convenant_id", "quarter", "version"),)
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    convenant_id: Mapped[str] = mapped_column(String(100))
+    quarter: Mapped[str] = mapped_column(String(7))
+    version: Mapped[int] = mapped_column(Integer)
+    supersedes: Mapped[str | None] = mapped_column(String(36))
+    trigger: Mapped[str] = mapped_column(String(20))
+    inputs: Mapped[dict] = mapped_column(JSON)
+    missing: Mapped[list] = mapped_column(JSON)
+    report: Mapped[dict | None] = mapped_column(JSON)
+    ran_at: Mapped[dt.datetime]
+
+
+class Webhook(Base):
+    """Where a party receives outbox messages; the HMAC secret is wrapped by the master key."""
+
+    __tablename__ = "webhooks"
+    party_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    url: Mapped[str] = mapped_column(String(500))
+    wrapped_secret: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[dt.datetime]
+
+
+class OutboxEntry(Base):
+    """A message to one party, delivered by webhook with retries (reminders, breach notices)."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_due", "delivered_at", "next_attempt_at"),)
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    party_id: Mapped[str] = mapped_column(String(100))
+    topic: Mapped[str] = mapped_column(String(60))
+    dedupe_key: Mapped[str] = mapped_column(String(300), unique=True)
+    payload: Mapped[dict] = mapped_column(JSON)
+    created_at: Mapped[dt.datetime]
+    next_attempt_at: Mapped[dt.datetime]
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    delivered_at: Mapped[dt.datetime | None]
+    abandoned_at: Mapped[dt.datetime | None]
+
+
+class OutboxAttempt(Base):
+    """One try to deliver an outbox entry: every attempt is kept."""
+
+    __tablename__ = "outbox_attempts"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    entry_id: Mapped[str] = mapped_column(ForeignKey("outbox.id"), index=True)
+    attempted_at: Mapped[dt.datetime]
+    url: Mapped[str] = mapped_column(String(500))
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(String(300))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import re
 import tomllib
@@ -80,6 +81,27 @@ class EndingReason:
 
 
 @dataclass(frozen=True)
+class QuarterDates:
+    """One quarter of the calendar: the lists describe the peildatum and are due by the deadline."""
+
+    quarter: str
+    peildatum: dt.date
+    deadline: dt.date
+
+
+@dataclass(frozen=True)
+class Quarterly:
+    """Which roles send a quarterly list, when reminders go out, and the calendar of quarters."""
+
+    required_roles: tuple[str, ...]
+    reminder_days_before: int
+    calendar: tuple[QuarterDates, ...]
+
+    def dates(self, quarter: str) -> QuarterDates | None:
+        return next((q for q in self.calendar if q.quarter == quarter), None)
+
+
+@dataclass(frozen=True)
 class Convenant:
     id: str
     version: str
@@ -96,6 +118,7 @@ class Convenant:
     max_age: int
     digest: str
     raw: MappingProxyType[str, Any] = field(repr=False)
+    quarterly: Quarterly | None = None
 
     def party(self, party_id: str) -> Party | None:
         return next((p for p in self.parties if p.id == party_id), None)
@@ -221,6 +244,7 @@ def parse_convenant(data: dict[str, Any], digest: str = "") -> Convenant:
             max_age=int(leerplicht.get("max_age", 200)),
             digest=digest,
             raw=MappingProxyType(data),
+            quarterly=_quarterly(data.get("quarterly")),
         )
     except KeyError as e:
         raise ConvenantError(f"missing key {e}") from e
@@ -230,6 +254,10 @@ def parse_convenant(data: dict[str, Any], digest: str = "") -> Convenant:
             raise ConvenantError(f"party {party.id!r} provides unknown categories {sorted(unknown)}")
     if len({p.id for p in parties}) != len(parties):
         raise ConvenantError("duplicate party ids")
+    if convenant.quarterly is not None:
+        unknown_roles = set(convenant.quarterly.required_roles) - {p.role for p in parties}
+        if unknown_roles:
+            raise ConvenantError(f"quarterly required_roles names no party's role: {sorted(unknown_roles)}")
     for key in ("subject_id_field", "gemeente_field"):
         if _resolve(fields, data[key]) is None:
             raise ConvenantError(f"{key} {data[key]!r} names no field")
@@ -240,6 +268,44 @@ def parse_convenant(data: dict[str, Any], digest: str = "") -> Convenant:
     if birth is not None and birth not in fields:
         raise ConvenantError(f"birth_date_field {birth!r} names no field")
     return convenant
+
+
+QUARTER_ID = re.compile(r"^\d{4}-Q[1-4]$")
+
+
+def _date(value: Any, what: str) -> dt.date:
+    if isinstance(value, dt.date):
+        return value
+    try:
+        return dt.date.fromisoformat(str(value))
+    except ValueError as e:
+        raise ConvenantError(f"{what}: not a date (JJJJ-MM-DD)") from e
+
+
+def _quarterly(data: dict[str, Any] | None) -> Quarterly | None:
+    """Parse the `[quarterly]` section: required roles, reminder lead time and the calendar."""
+    if data is None:
+        return None
+    calendar = []
+    for entry in data.get("calendar", ()):
+        quarter = entry["quarter"]
+        if not isinstance(quarter, str) or not QUARTER_ID.match(quarter):
+            raise ConvenantError(f"quarterly calendar: {quarter!r} is not a quarter like 2026-Q4")
+        peildatum = _date(entry["peildatum"], f"quarter {quarter} peildatum")
+        deadline = _date(entry["deadline"], f"quarter {quarter} deadline")
+        if deadline < peildatum:
+            raise ConvenantError(f"quarter {quarter}: deadline before peildatum")
+        calendar.append(QuarterDates(quarter, peildatum, deadline))
+    if len({q.quarter for q in calendar}) != len(calendar):
+        raise ConvenantError("quarterly calendar: a quarter is listed twice")
+    days = data.get("reminder_days_before", 0)
+    if not isinstance(days, int) or days < 0:
+        raise ConvenantError("quarterly reminder_days_before must be a whole number of days")
+    return Quarterly(
+        required_roles=_strings(data.get("required_roles", []), "quarterly required_roles"),
+        reminder_days_before=days,
+        calendar=tuple(calendar),
+    )
 
 
 def _strings(value: Any, what: str) -> tuple[str, ...]:

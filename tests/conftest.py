@@ -61,7 +61,7 @@ def _is_postgres(url: str) -> bool:
 
 
 @pytest.fixture(scope="session")
-def template_database(tmp_path_factory: pytest.TempPathFactory) -> str:
+def template_database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Migrate one template database per test session; tests get copies of it."""
     if _is_postgres(TEST_DATABASE_URL):
         url = make_url(TEST_DATABASE_URL)
@@ -70,12 +70,15 @@ def template_database(tmp_path_factory: pytest.TempPathFactory) -> str:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{template}"'))
             conn.execute(text(f'CREATE DATABASE "{template}"'))
-        admin.dispose()
         upgrade(url.set(database=template).render_as_string(hide_password=False))
-        return template
+        yield template
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{template}" WITH (FORCE)'))
+        admin.dispose()
+        return
     path = tmp_path_factory.mktemp("template") / "template.db"
     upgrade(f"sqlite:///{path}")
-    return str(path)
+    yield str(path)
 
 
 @pytest.fixture
@@ -310,7 +313,8 @@ def count_rows(app: Any) -> Any:
             from broker.extensions import db
 
             with db.engine.connect() as conn:
-                return {t: conn.execute(text(f"SELECT COUNT(*) FROM {t}")).scalar_one() for t in COUNTED_TABLES}
+                count = "SELECT COUNT(*) FROM {}"
+                return {t: conn.execute(text(count.format(t))).scalar_one() for t in COUNTED_TABLES}
 
     return counts
 
@@ -320,7 +324,8 @@ def problem() -> Any:
     """Return a checker: assert `response` is an RFC 9457 problem with `status`; return its body."""
 
     def check(response: Any, status: int) -> dict[str, Any]:
-        assert response.status_code == status, (response.status_code, response.get_data(as_text=True)[:2000])
+        detail = response.get_data(as_text=True)[:2000]
+        assert response.status_code == status, (response.status_code, detail)
         assert response.mimetype == PROBLEM_JSON, response.mimetype
         body = json.loads(response.get_data(as_text=True))
         assert body["status"] == status
@@ -473,6 +478,16 @@ reason = "Om de registratie als voortijdig schoolverlater te beeindigen."
 id = "startkwalificatie"
 code = "1"
 text = "De jongere heeft een startkwalificatie behaald."
+
+[[processing_activities]]
+id = "vsv-melding"
+version = "1"
+name = "Melden van voortijdig schoolverlaters"
+purpose = "Het terugleiden van voortijdig schoolverlaters naar onderwijs of werk."
+subjects = "Jongeren tot 23 jaar zonder startkwalificatie in het Rijk van Nijmegen."
+recipients = "Het RMC en de woongemeente van de jongere."
+retention = "Tot de ontvanger de melding heeft opgehaald en bevestigd."
+handles = ["case", "quarterly_list", "match"]
 '''
 
 
@@ -491,6 +506,7 @@ def multi_convenant_dir(tmp_path: Path) -> Path:
 @pytest.fixture
 def multi_app(app_config: dict[str, Any], multi_convenant_dir: Path) -> Iterator[Any]:
     """An app serving both convenants, built exactly like `app` but with CONVENANT_DIR set."""
+    close_log_files()  # should the test also hold the plain `app`, release its log file first
     app = create_app(app_config | {"CONVENANT_DIR": str(multi_convenant_dir)})
     result = app.test_cli_runner().invoke(args=["init"])
     assert result.exit_code == 0, result.output
@@ -508,15 +524,21 @@ def make_multi_party(multi_app: Any, tmp_path: Path) -> Any:
     runner = multi_app.test_cli_runner()
 
     def factory(party_id: str, alg: str = "ES256") -> Party:
-        key: ECKey | RSAKey = ECKey.generate_key("P-256") if alg == "ES256" else RSAKey.generate_key(2048)
+        key: ECKey | RSAKey = (
+            ECKey.generate_key("P-256") if alg == "ES256" else RSAKey.generate_key(2048)
+        )
         client_id = register_client(runner, party_id, key.as_dict(private=False), tmp_path)
         return Party(party_id, client_id, key, alg, http)
 
     return factory
 
 
-def make_vsv_record(n: int = 0, category: str = "voortijdig_schoolverlaten", gemeente: str = "Nijmegen",
-                    **overrides: Any) -> dict[str, Any]:
+def make_vsv_record(
+    n: int = 0,
+    category: str = "voortijdig_schoolverlaten",
+    gemeente: str = "Nijmegen",
+    **overrides: Any,
+) -> dict[str, Any]:
     """Return a valid record of the second convenant about young person `n` in `gemeente`."""
     record: dict[str, Any] = {
         "category": category,
@@ -530,3 +552,300 @@ def make_vsv_record(n: int = 0, category: str = "voortijdig_schoolverlaten", gem
         record.update(niveau="mbo2", diplomadatum="2026-07-01")
     record.update(overrides)
     return record
+
+
+def close_log_files() -> None:
+    """Close the log file handlers an app installed on the root logger.
+
+    An app's log file stays open until the next app replaces it; at the end of a test nothing
+    replaces it, so every test ends by closing it (else a ResourceWarning, an error under
+    filterwarnings=error).
+    """
+    import logging
+
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.close()
+
+
+@pytest.fixture(autouse=True)
+def _close_log_files_after_test() -> Iterator[None]:
+    yield
+    close_log_files()
+
+
+# -- helpers added for the audit tamper suite (new fixtures only) ---------------------------------
+
+AUDIT_GUARDED = ("audit_entries", "audit_nodes", "audit_checkpoints", "register_activities")
+_VERIFY_PROBLEM = r"FOUT bij entry (?P<index>\d+|None): (?P<kind>[a-z_]+)"
+
+
+@dataclass(frozen=True)
+class VerifyOutcome:
+    """What `broker audit verify` said: exit code, all output, and the first problem it named."""
+
+    exit_code: int
+    output: str
+    index: int | None
+    kind: str | None
+    leaks: tuple[str, ...] = ()  # database cursors the command left open (reported, not raised)
+
+
+class AuditDb:
+    """Read the audit tables; write them as the app would, or as an administrator who first
+    switches the append-only guards off (SQLite: drop the triggers; PostgreSQL: replica mode)."""
+
+    def __init__(self, engine: Any) -> None:
+        self.engine = engine
+
+    @property
+    def dialect(self) -> str:
+        return str(self.engine.dialect.name)
+
+    def rows(self) -> list[dict[str, Any]]:
+        """Every stored entry row, all columns, in index order (binary columns as bytes)."""
+        from sqlalchemy import select
+
+        from broker.models import AuditEntryRow
+
+        table = AuditEntryRow.__table__
+        with self.engine.connect() as conn:
+            result = conn.execute(select(table).order_by(table.c.idx)).mappings().all()
+        binary = ("canonical", "prev_hash", "leaf_hash", "chain_hash")
+        return [{k: bytes(v) if k in binary else v for k, v in row.items()} for row in result]
+
+    def records(self) -> list[dict[str, Any]]:
+        """Every entry's record, decoded from its canonical bytes."""
+        return [json.loads(row["canonical"]) for row in self.rows()]
+
+    def size(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(text("SELECT COUNT(*) FROM audit_entries")).scalar_one())
+
+    def checkpoints(self) -> list[dict[str, Any]]:
+        """Every signed checkpoint (tree_size, root_hash, note), smallest first."""
+        with self.engine.connect() as conn:
+            result = conn.execute(
+                text("SELECT tree_size, root_hash, note FROM audit_checkpoints ORDER BY tree_size")
+            ).mappings().all()
+        return [{**row, "root_hash": bytes(row["root_hash"])} for row in result]
+
+    def nodes(self) -> dict[tuple[int, int], bytes]:
+        with self.engine.connect() as conn:
+            result = conn.execute(text("SELECT level, idx, hash FROM audit_nodes")).all()
+        return {(int(level), int(idx)): bytes(node) for level, idx, node in result}
+
+    def execute(self, statement: Any, params: Any = None) -> Any:
+        """Run one statement in its own transaction with every guard in place."""
+        statement = text(statement) if isinstance(statement, str) else statement
+        with self.engine.begin() as conn:
+            return conn.execute(statement, params) if params is not None else conn.execute(statement)
+
+    def bypass(self, method: str = "default") -> Any:
+        """A context manager: a connection on which the append-only guards are off.
+
+        SQLite: the triggers are dropped and recreated afterwards. PostgreSQL, as superuser:
+        `method="default"` sets session_replication_role = replica for the transaction,
+        `method="disable"` runs ALTER TABLE ... DISABLE TRIGGER ALL (and enables them after).
+        """
+        from contextlib import contextmanager
+
+        @contextmanager
+        def sqlite() -> Iterator[Any]:
+            with self.engine.connect() as conn:
+                triggers = conn.exec_driver_sql(
+                    "SELECT name, sql FROM sqlite_master WHERE type = 'trigger'"
+                ).all()
+                for name, _ in triggers:
+                    conn.exec_driver_sql(f'DROP TRIGGER "{name}"')
+                conn.commit()
+                try:
+                    yield conn
+                    conn.commit()
+                finally:
+                    conn.rollback()
+                    for _, sql in triggers:
+                        conn.exec_driver_sql(sql)
+                    conn.commit()
+
+        @contextmanager
+        def postgres() -> Iterator[Any]:
+            with self.engine.begin() as conn:
+                if method == "disable":
+                    for table in AUDIT_GUARDED:
+                        conn.exec_driver_sql(f"ALTER TABLE {table} DISABLE TRIGGER ALL")
+                else:
+                    conn.exec_driver_sql("SET LOCAL session_replication_role = replica")
+                yield conn
+                if method == "disable":
+                    for table in AUDIT_GUARDED:
+                        conn.exec_driver_sql(f"ALTER TABLE {table} ENABLE TRIGGER ALL")
+
+        return sqlite() if self.dialect == "sqlite" else postgres()
+
+    def rewrite(self, rows: list[dict[str, Any]], method: str = "default") -> None:
+        """Replace the whole stored log by `rows`, as an administrator past the guards."""
+        from sqlalchemy import insert
+
+        from broker.models import AuditEntryRow
+
+        with self.bypass(method) as conn:
+            conn.execute(text("DELETE FROM audit_entries"))
+            if rows:
+                conn.execute(insert(AuditEntryRow.__table__), rows)
+
+
+@pytest.fixture
+def audit_db(app: Any) -> AuditDb:
+    """The audit tables of the test's database, through the app's own engine (and pragmas)."""
+    with app.app_context():
+        from broker.extensions import db
+
+        return AuditDb(db.engine)
+
+
+@pytest.fixture
+def audit_verify(runner: Any) -> Any:
+    """Return a function that runs `broker audit verify` and parses the problem it names."""
+
+    import gc
+    import re
+    import sys
+
+    def run() -> VerifyOutcome:
+        leaks: list[str] = []
+        previous_hook = sys.unraisablehook
+
+        def hook(unraisable: Any) -> None:
+            # A server-side cursor (PostgreSQL, yield_per) the command did not close warns when it
+            # is collected; keep that here so it is asserted on where it happens, not in a later test.
+            if "ServerCursor" in str(unraisable.exc_value):
+                leaks.append(str(unraisable.exc_value))
+            else:
+                previous_hook(unraisable)
+
+        sys.unraisablehook = hook
+        try:
+            result = runner.invoke(args=["audit", "verify"])
+            output, exit_code = result.output, result.exit_code
+            del result
+            gc.collect()
+        finally:
+            sys.unraisablehook = previous_hook
+        found = re.search(_VERIFY_PROBLEM, output)
+        index = kind = None
+        if found:
+            index = None if found["index"] == "None" else int(found["index"])
+            kind = found["kind"]
+        return VerifyOutcome(exit_code, output, index, kind, tuple(leaks))
+
+    return run
+
+
+# -- the review interface: privacy officers (new fixtures only) -------------------------------------
+
+OFFICER_PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture
+def make_officer(runner: Any) -> Any:
+    """Return a factory: make_officer("ann", party="swv-de-liemers") adds a privacy officer of that
+    party; without a party, a broker officer. Returns the username."""
+
+    def factory(username: str, party: str | None = None, password: str = OFFICER_PASSWORD) -> str:
+        role = "privacy-officer" if party else "broker-officer"
+        args = ["users", "add", username, "--role", role, "--password", password]
+        result = runner.invoke(args=args + (["--party", party] if party else []))
+        assert result.exit_code == 0, result.output
+        return username
+
+    return factory
+
+
+def csrf_from(html: str) -> str:
+    """Return the CSRF token of the first form in a review page."""
+    import re
+
+    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert match, "no CSRF token in the page"
+    return match.group(1)
+
+
+@pytest.fixture
+def officer_client(app: Any) -> Any:
+    """Return a factory: officer_client("ann") is a test client logged in to the review UI as ann."""
+
+    def factory(username: str, password: str = OFFICER_PASSWORD) -> Any:
+        http = app.test_client()
+        token = csrf_from(http.get("/review/login").get_data(as_text=True))
+        response = http.post(
+            "/review/login", data={"username": username, "password": password, "csrf_token": token}
+        )
+        assert response.status_code == 302, response.get_data(as_text=True)[:500]
+        return http
+
+    return factory
+
+
+# -- helpers added for the quarterly matching suite (new fixtures only) -----------------------------
+
+
+@pytest.fixture
+def verbinding(make_party: Any) -> Party:
+    return make_party("swv-de-verbinding")
+
+
+@pytest.fixture
+def open_quarter(app: Any, clock: Clock) -> str:
+    """The first quarter of the demo calendar whose deadline is more than ten days after the clock."""
+    from broker.services.quarters import deadline_at
+
+    with app.app_context():
+        from broker import runtime
+
+        calendar = runtime.get_convenant(CONVENANT).quarterly.calendar
+    for dates in calendar:
+        if deadline_at(dates) > clock.now + dt.timedelta(days=10):
+            return dates.quarter
+    pytest.skip("the demo calendar has no quarter left after the clock; extend it")
+
+
+def refresh_token(party: Party, clock: Clock) -> None:
+    """Give `party` a token valid at the test clock's time (after clock.advance)."""
+    now = int(clock.now.timestamp())
+    response = party.request_token(party.assertion(iat=now, exp=now + 120))
+    assert response.status_code == 200, response.json
+    party._token = response.json["access_token"]
+
+
+@dataclass
+class WebhookReceiver:
+    """A local HTTP endpoint that records what it receives and answers with scripted statuses."""
+
+    url: str
+    received: list[dict[str, Any]] = field(default_factory=list)
+    statuses: list[int] = field(default_factory=list)
+
+
+@pytest.fixture
+def webhook_receiver() -> Iterator[WebhookReceiver]:
+    """Serve a webhook receiver on a free loopback port; answers 200 unless `statuses` says otherwise."""
+    receiver = WebhookReceiver(url="")
+
+    def wsgi(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length)
+        headers = {k[5:].replace("_", "-").title(): v for k, v in environ.items() if k.startswith("HTTP_")}
+        receiver.received.append({"path": environ["PATH_INFO"], "headers": headers, "body": body})
+        status = receiver.statuses.pop(0) if receiver.statuses else 200
+        start_response(f"{status} X", [("Content-Type", "text/plain")])
+        return [b"ok"]
+
+    server = make_server("127.0.0.1", 0, wsgi, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    receiver.url = f"http://127.0.0.1:{server.server_port}/hook"
+    yield receiver
+    server.shutdown()
+    thread.join()
+    server.server_close()

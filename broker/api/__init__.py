@@ -2,7 +2,7 @@
 
 from flask import Flask
 
-from broker.api import audit, convenants, deliveries, submissions
+from broker.api import audit, audit_entries, convenants, deliveries, quarters, submissions
 from broker.extensions import api
 
 BEARER = {"bearerAuth": []}
@@ -12,5 +12,8 @@ def init_app(app: Flask) -> None:
     api.spec.components.security_scheme(
         "bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
     )
-    for blueprint in (convenants.blp, submissions.blp, deliveries.blp, audit.blp, audit.register_blp):
+    for blueprint in (
+        convenants.blp, submissions.blp, deliveries.blp, audit.blp, audit.register_blp, audit_entries.blp,
+        quarters.blp,
+    ):
         api.register_blueprint(blueprint)

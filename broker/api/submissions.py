@@ -14,6 +14,7 @@ from broker.auth import current_caller, require_token
 from broker.csvio import parse_records
 from broker.errors import BadRequest, BrokerError, UnsupportedMediaType
 from broker.extensions import db
+from broker.services.matching import run_after_list
 from broker.services.submission import audit_acceptance, audit_rejection, member_party, submit
 
 blp = Blueprint(
@@ -102,4 +103,6 @@ def create_submission(convenant_id: str) -> tuple[dict[str, Any], int]:
     assert committed.checkpoint is not None
     body = accepted.as_dict()
     body["receipt"] = receipt_for(session, committed.sealed[summary], committed.checkpoint)
+    if accepted.submission.kind == "quarterly_list":
+        run_after_list(session, convenant, accepted.submission.quarter)
     return body, 201

@@ -21,6 +21,7 @@ from broker.auditing import Recorder
 from broker.errors import BadRequest, BrokerError, Forbidden, ValidationFailed
 from broker.keyring import Keyring
 from broker.models import Delivery, DeliveryRecord, Record, Submission
+from broker.services.quarters import check_quarter, record_list
 from keys.envelope import Sealer
 from schemas.convenant import Convenant, Party
 from schemas.validation import RecordValidator, Violation
@@ -159,6 +160,8 @@ def submit(
     """Validate and store one submission and route its records; raise on any violation."""
     party = member_party(convenant, party_id)
     kind, quarter = check_envelope(kind, quarter)
+    if kind == "quarterly_list":
+        check_quarter(convenant, quarter)
     if not isinstance(records, list) or not records:
         raise BadRequest(
             "Een aanlevering bevat een niet-lege lijst records.",
@@ -222,6 +225,8 @@ def _store(
     )
     session.add(submission)
     session.flush()
+    if kind == "quarterly_list":
+        record_list(session, submission)
 
     rows: list[dict[str, Any]] = []
     pseudonyms: list[str] = []

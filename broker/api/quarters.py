@@ -1,0 +1,126 @@
+"""The quarterly cycle as parties see it: status, their own match view, counts for the Inspectie."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Response, request
+from flask_smorest import Blueprint
+from sqlalchemy import func, select
+
+from broker import runtime
+from broker.auditing import activity, commit_audited, request_recorder
+from broker.auth import current_caller, require_token
+from broker.csvio import render_records
+from broker.errors import NotFound
+from broker.extensions import db
+from broker.models import Delivery, Record
+from broker.services import delivery as deliveries
+from broker.services.quarters import latest_lists, match_runs, quarter_dates, quarter_status
+from broker.services.submission import member_party
+
+blp = Blueprint(
+    "quarters", __name__, url_prefix="/api/v1/convenants", description="Quarterly lists and their match"
+)
+
+
+@blp.route("/<convenant_id>/quarters/<quarter>")
+@blp.doc(security=[{"bearerAuth": []}])
+@require_token
+def get_quarter(convenant_id: str, quarter: str) -> dict[str, Any]:
+    """Return a quarter's status: deadline, who sent which list versions, who is missing, the runs."""
+    convenant = runtime.get_convenant(convenant_id)
+    member_party(convenant, current_caller().party_id)
+    return quarter_status(db.session, convenant, quarter)
+
+
+@blp.route("/<convenant_id>/quarters/<quarter>/match")
+@blp.doc(
+    security=[{"bearerAuth": []}],
+    responses={"200": {"content": {"application/json": {}, "text/csv": {}}}},
+)
+@require_token
+def get_match(convenant_id: str, quarter: str) -> Any:
+    """Return the caller's view of the latest match: counts per pair and the records it lacks."""
+    session = db.session
+    caller = current_caller()
+    convenant = runtime.get_convenant(convenant_id)
+    member_party(convenant, caller.party_id)
+    quarter_dates(convenant, quarter)
+    runs = match_runs(session, convenant.id, quarter)
+    if not runs:
+        raise NotFound("Voor dit kwartaal is nog geen vergelijking gemaakt.")
+    run = runs[-1]
+    mine = ((run.report or {}).get("deliveries") or {}).get(caller.party_id, {})
+    recorder = request_recorder(caller.actor)
+    views = []
+    all_records: list[dict[str, Any]] = []
+    keyring = runtime.keyring()
+    for delivery_id in mine.values():
+        delivery = session.get(Delivery, delivery_id)
+        assert delivery is not None and delivery.recipient_party_id == caller.party_id
+        subjects, records = deliveries.open_records(session, keyring, delivery)
+        deliveries.mark_fetched(delivery, runtime.now())
+        if subjects:
+            recorder.add(
+                "delivery.fetched",
+                activity(convenant.id, delivery.kind),
+                subjects=subjects,
+                parties=[delivery.sender_party_id],
+                convenant_id=convenant.id,
+                attributes={"delivery_id": delivery.id, "records": len(records)},
+            )
+        views.append({**(delivery.summary or {}), "delivery_id": delivery.id, "records": records})
+        all_records.extend(records)
+    commit_audited(session, recorder)
+    best = request.accept_mimetypes.best_match(["application/json", "text/csv"], default="application/json")
+    if best == "text/csv":
+        return Response(
+            "".join(render_records(all_records, convenant)),
+            mimetype="text/csv",
+            headers={
+                "Content-Disposition": f'attachment; filename="vergelijking-{quarter}-v{run.version}.csv"',
+                "X-Match-Version": str(run.version),
+            },
+        )
+    return {
+        "convenant_id": convenant.id,
+        "quarter": quarter,
+        "version": run.version,
+        "supersedes": run.supersedes,
+        "ran_at": run.ran_at.isoformat(),
+        "trigger": run.trigger,
+        "missing": run.missing,
+        "views": views,
+    }
+
+
+@blp.route("/<convenant_id>/quarters/<quarter>/counts")
+@blp.doc(security=[{"bearerAuth": []}])
+@require_token
+def get_counts(convenant_id: str, quarter: str) -> dict[str, Any]:
+    """Count the caller's own latest list per category and gemeente (counts only, for the Inspectie)."""
+    session = db.session
+    caller = current_caller()
+    convenant = runtime.get_convenant(convenant_id)
+    member_party(convenant, caller.party_id)
+    dates = quarter_dates(convenant, quarter)
+    latest = latest_lists(session, convenant.id, quarter).get(caller.party_id)
+    counts: list[dict[str, Any]] = []
+    if latest is not None:
+        rows = session.execute(
+            select(Record.category, Record.gemeente, func.count())
+            .where(Record.submission_id == latest.submission_id)
+            .group_by(Record.category, Record.gemeente)
+            .order_by(Record.category, Record.gemeente)
+        ).all()
+        counts = [{"category": c, "gemeente": g, "count": n} for c, g, n in rows]
+    return {
+        "convenant_id": convenant.id,
+        "quarter": quarter,
+        "peildatum": dates.peildatum.isoformat(),
+        "party": caller.party_id,
+        "list_version": latest.version if latest else None,
+        "total": sum(c["count"] for c in counts),
+        "counts": counts,
+    }

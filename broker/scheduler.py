@@ -1,0 +1,69 @@
+"""Run due matches, queue reminders and deliver the outbox: once (`tick`) or every minute (`Scheduler`).
+
+`broker serve` starts a Scheduler; cron can call `broker match run-due` instead or as well: the
+quarter lock makes concurrent runners harmless.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import structlog
+from flask import Flask
+
+from broker import runtime
+from broker.extensions import db
+from broker.services import matching, outbox, quarters
+
+log = structlog.get_logger("broker.scheduler")
+
+DEFAULT_INTERVAL = 60.0
+
+
+@dataclass(frozen=True)
+class TickResult:
+    runs: int
+    reminders: int
+    delivered: int
+
+
+def tick(*, deliver: bool = True, post: outbox.Poster = outbox.post_json) -> TickResult:
+    """Do everything that is due now, in the current app context."""
+    session = db.session
+    now = runtime.now()
+    runs = matching.run_due(session, runtime.convenants(), now)
+    reminders = 0
+    for convenant in runtime.convenants().values():
+        reminders += quarters.queue_reminders(session, convenant, now)
+    session.commit()
+    delivered = outbox.deliver_due(session, runtime.master_key(), now, post) if deliver else 0
+    return TickResult(len(runs), reminders, delivered)
+
+
+class Scheduler(threading.Thread):
+    """A daemon thread that calls `tick` every `interval` seconds with an app of its own."""
+
+    def __init__(self, create_app: Callable[[], Flask], interval: float = DEFAULT_INTERVAL) -> None:
+        super().__init__(name="broker-scheduler", daemon=True)
+        self._create_app = create_app
+        self._interval = interval
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        # Its own app, so its own engine: no connection is shared with (or forked into) a worker.
+        app = self._create_app()
+        while True:
+            try:
+                with app.app_context():
+                    result = tick()
+                if result.runs or result.reminders or result.delivered:
+                    log.info("scheduler tick", runs=result.runs, reminders=result.reminders, delivered=result.delivered)
+            except Exception:  # noqa: BLE001 - keep the scheduler alive; the next tick retries
+                log.exception("scheduler tick failed")
+            if self._stop_event.wait(self._interval):
+                return
+
+    def stop(self) -> None:
+        self._stop_event.set()
