@@ -76,6 +76,11 @@ def serve_command(host: str, port: int, workers: int, scheduler: bool) -> None:
             runtime.master_key()
         except MasterKeyError as e:
             raise click.ClickException(f"{e}. Run `broker init` first.") from e
+    from broker.review.secret import secret_key_problem
+
+    problem = secret_key_problem(app)
+    if problem:
+        raise click.ClickException(f"{problem}.")
 
     class Server(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:
