@@ -193,10 +193,12 @@ class Choice(CodedField):
 class Object(CodedField, ma.fields.Nested):
     """A nested object whose own fields are validated and whose unknown fields are refused."""
 
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+    def _deserialize(
+        self, value: Any, attr: str | None, data: Mapping[str, Any] | None, partial: Any = None, **kwargs: Any
+    ) -> Any:
         if not isinstance(value, Mapping):
             raise self.make_error("invalid_object")
-        return super()._deserialize(value, attr, data, **kwargs)
+        return super()._deserialize(value, attr, data, partial=partial, **kwargs)
 
 
 class RecordSchema(ma.Schema):

@@ -35,6 +35,7 @@ def delivery_summary(delivery: Delivery) -> dict[str, Any]:
         "created_at": delivery.created_at.isoformat(),
         "fetched_at": delivery.fetched_at.isoformat() if delivery.fetched_at else None,
         "acked_at": delivery.acked_at.isoformat() if delivery.acked_at else None,
+        "summary": delivery.summary,
     }
 
 
