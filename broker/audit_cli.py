@@ -8,14 +8,11 @@ from pathlib import Path
 
 import click
 from flask.cli import with_appcontext
-from sqlalchemy import select
 
 from audit.receipt import ReceiptError, verify_receipt
-from audit.verify import verify_log
 from broker import auditing
-from broker.audit_log import log_size
+from broker.audit_log import log_size, verify_stored_log
 from broker.extensions import db
-from broker.models import AuditCheckpoint, AuditEntryRow
 
 
 @click.group("audit")
@@ -30,14 +27,7 @@ def verify_command() -> None:
     session = db.session
     total = log_size(session)
     vkey = auditing.checkpoint_signer().verifier_key
-    notes = list(session.scalars(select(AuditCheckpoint.note).order_by(AuditCheckpoint.tree_size)))
-    rows = session.execute(
-        select(AuditEntryRow.idx, AuditEntryRow.canonical, AuditEntryRow.chain_hash, AuditEntryRow.leaf_hash)
-        .order_by(AuditEntryRow.idx)
-        .execution_options(yield_per=50_000)
-    )
-    stream = ((r[0], bytes(r[1]), bytes(r[2]), bytes(r[3])) for r in rows)
-    with rows, click.progressbar(length=total, label="Logboek controleren", file=sys.stderr) as bar:
+    with click.progressbar(length=total, label="Logboek controleren", file=sys.stderr) as bar:
         done = 0
 
         def progress(n: int) -> None:
@@ -45,7 +35,7 @@ def verify_command() -> None:
             bar.update(n - done)
             done = n
 
-        result = verify_log(stream, notes, vkey, progress, progress_every=10_000)
+        result = verify_stored_log(session, vkey, progress, progress_every=10_000)
         bar.update(total - done)
     if result.problem is not None:
         problem = result.problem

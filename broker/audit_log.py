@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +19,7 @@ from audit.entry import GENESIS_HASH, AuditEntry, SealedEntry, seal_entries
 from audit.merkle import EMPTY_ROOT, compute_root, plan_consistency, plan_inclusion, prove_consistency
 from audit.proof import verify_consistency
 from audit.receipt import make_receipt
+from audit.verify import VerifyResult, verify_log
 from broker.models import AuditCheckpoint, AuditEntryRow, AuditNode
 
 ADVISORY_LOCK = 0x6175646974  # "audit": one appender at a time across workers and instances
@@ -261,3 +262,19 @@ def receipt_for(session: Session, sealed: SealedEntry, checkpoint: AuditCheckpoi
     """Return a receipt proving `sealed` is in the log signed by `checkpoint`."""
     proof = inclusion_proof(session, sealed.index, checkpoint.tree_size)
     return make_receipt(sealed.index, sealed.leaf_hash, checkpoint.note, proof, checkpoint.tree_size)
+
+
+def verify_stored_log(
+    session: Session, vkey: str, progress: Callable[[int], None] | None = None, progress_every: int = 65_536
+) -> VerifyResult:
+    """Verify the stored log against every stored checkpoint, streaming the rows in index order."""
+    notes = list(session.scalars(select(AuditCheckpoint.note).order_by(AuditCheckpoint.tree_size)))
+    rows = session.execute(
+        select(AuditEntryRow.idx, AuditEntryRow.canonical, AuditEntryRow.chain_hash, AuditEntryRow.leaf_hash)
+        .order_by(AuditEntryRow.idx)
+        .execution_options(yield_per=50_000)
+    )
+    # verify_log stops reading at the first problem; the server-side cursor is closed anyway.
+    with rows:
+        stream = ((r[0], bytes(r[1]), bytes(r[2]), bytes(r[3])) for r in rows)
+        return verify_log(stream, notes, vkey, progress, progress_every=progress_every)

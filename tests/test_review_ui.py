@@ -460,7 +460,7 @@ def test_page_load_does_not_verify_the_whole_log(
     def refuse(*_args: Any, **_kwargs: Any) -> Any:
         raise AssertionError("a page load ran a full verification")
 
-    monkeypatch.setattr(integrity, "verify_log", refuse)
+    monkeypatch.setattr(integrity, "verify_stored_log", refuse)
     html = http.get("/review/").get_data(as_text=True)
     assert "Laatste getekende checkpoint" in html and "Nog niet volledig gecontroleerd" in html
 

@@ -18,13 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from audit.verify import verify_log
 from broker import auditing, runtime
-from broker.audit_log import latest_checkpoint
-from broker.models import AuditCheckpoint, AuditEntryRow
+from broker.audit_log import latest_checkpoint, verify_stored_log
 from broker.runtime import AMSTERDAM
 
 PROBLEM_LABELS = {
@@ -90,17 +87,7 @@ def _save(state: dict[str, Any]) -> None:
 
 def run_verification(session: Session, username: str) -> dict[str, Any]:
     """Verify the whole log as `broker audit verify` does, keep and return the result."""
-    vkey = auditing.checkpoint_signer().verifier_key
-    notes = list(session.scalars(select(AuditCheckpoint.note).order_by(AuditCheckpoint.tree_size)))
-    rows = session.execute(
-        select(AuditEntryRow.idx, AuditEntryRow.canonical, AuditEntryRow.chain_hash, AuditEntryRow.leaf_hash)
-        .order_by(AuditEntryRow.idx)
-        .execution_options(yield_per=50_000)
-    )
-    try:
-        result = verify_log(((r[0], bytes(r[1]), bytes(r[2]), bytes(r[3])) for r in rows), notes, vkey)
-    finally:
-        rows.close()  # verify_log stops reading at the first problem; close the cursor anyway
+    result = verify_stored_log(session, auditing.checkpoint_signer().verifier_key)
     problem = result.problem
     state: dict[str, Any] = {
         "ok": result.ok,
