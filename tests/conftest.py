@@ -4,7 +4,9 @@ test controls, and party clients that sign their own client assertions."""
 from __future__ import annotations
 
 import base64
+import csv
 import datetime as dt
+import io
 import json
 import os
 import shutil
@@ -183,8 +185,9 @@ class Party:
             self._token = response.json["access_token"]
         return {"Authorization": f"Bearer {self._token}"}
 
-    def submit(self, records: list[dict[str, Any]], kind: str = "case", quarter: str | None = None,
-               convenant: str = CONVENANT) -> Any:
+    def submit(
+        self, records: list[dict[str, Any]], kind: str = "case", quarter: str | None = None, convenant: str = CONVENANT
+    ) -> Any:
         body: dict[str, Any] = {"kind": kind, "records": records}
         if quarter:
             body["quarter"] = quarter
@@ -246,13 +249,21 @@ def make_bsn(n: int) -> str:
 
 
 GEMEENTE_POSTCODE = {
-    "Arnhem": "6811 AB", "Renkum": "6871 AA", "Rheden": "6991 AA", "Rozendaal": "6891 AA",
-    "Lingewaard": "6851 AA", "Overbetuwe": "6661 AA", "Duiven": "6921 AA", "Westervoort": "6931 AA",
+    "Arnhem": "6811 AB",
+    "Renkum": "6871 AA",
+    "Rheden": "6991 AA",
+    "Rozendaal": "6891 AA",
+    "Lingewaard": "6851 AA",
+    "Overbetuwe": "6661 AA",
+    "Duiven": "6921 AA",
+    "Westervoort": "6931 AA",
     "Zevenaar": "6901 AA",
 }
 
 
-def make_record(n: int = 0, category: str = "langdurig_verzuim", gemeente: str = "Arnhem", **overrides: Any) -> dict[str, Any]:
+def make_record(
+    n: int = 0, category: str = "langdurig_verzuim", gemeente: str = "Arnhem", **overrides: Any
+) -> dict[str, Any]:
     """Return a valid record of `category` about test pupil `n` living in `gemeente`."""
     record: dict[str, Any] = {
         "category": category,
@@ -277,6 +288,45 @@ def make_record(n: int = 0, category: str = "langdurig_verzuim", gemeente: str =
         record.update(datum_toekenning_vrijstelling="2026-02-01", einddatum_vrijstelling="2027-08-01")
     record.update(overrides)
     return record
+
+
+# The CSV columns of the demo convenant, as a party's spreadsheet has them.
+COLUMNS = [
+    "category",
+    "bsn",
+    "voornaam",
+    "achternaam",
+    "geboortedatum",
+    "adres_straat",
+    "adres_huisnummer",
+    "adres_postcode",
+    "adres_woonplaats",
+    "adres_gemeente",
+    "laatst_bekende_school",
+    "startdatum_verzuim",
+    "reden_verzuim",
+    "betrokkenheid",
+    "betrokkenheid_toelichting",
+    "datum_toekenning_vrijstelling",
+    "einddatum_vrijstelling",
+]
+
+
+def to_csv(
+    records: list[dict[str, Any]],
+    delimiter: str = ",",
+    columns: list[str] | None = None,
+    lineterminator: str = "\n",
+) -> str:
+    """Write records as the CSV a party's spreadsheet would produce (adres flattened)."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns or COLUMNS, delimiter=delimiter, lineterminator=lineterminator)
+    writer.writeheader()
+    for record in records:
+        row = {k: v for k, v in record.items() if k != "adres"}
+        row.update({f"adres_{k}": v for k, v in record.get("adres", {}).items()})
+        writer.writerow(row)
+    return buffer.getvalue()
 
 
 @pytest.fixture
@@ -340,7 +390,7 @@ SECOND_CONVENANT = "vsv-rijk-van-nijmegen"
 # A second, different convenant: municipalities <-> RMC about early school leavers. Other parties,
 # roles, categories, field names (the subject field is not called `bsn`, the address is `woonadres`)
 # and age bounds than the demo convenant, so nothing in the code can lean on the demo's names.
-SECOND_CONVENANT_TOML = '''
+SECOND_CONVENANT_TOML = """
 id = "vsv-rijk-van-nijmegen"
 version = "7"
 title = "Convenant voortijdig schoolverlaten Rijk van Nijmegen (testconvenant)"
@@ -488,7 +538,7 @@ subjects = "Jongeren tot 23 jaar zonder startkwalificatie in het Rijk van Nijmeg
 recipients = "Het RMC en de woongemeente van de jongere."
 retention = "Tot de ontvanger de melding heeft opgehaald en bevestigd."
 handles = ["case", "quarterly_list", "match"]
-'''
+"""
 
 
 @pytest.fixture
@@ -524,9 +574,7 @@ def make_multi_party(multi_app: Any, tmp_path: Path) -> Any:
     runner = multi_app.test_cli_runner()
 
     def factory(party_id: str, alg: str = "ES256") -> Party:
-        key: ECKey | RSAKey = (
-            ECKey.generate_key("P-256") if alg == "ES256" else RSAKey.generate_key(2048)
-        )
+        key: ECKey | RSAKey = ECKey.generate_key("P-256") if alg == "ES256" else RSAKey.generate_key(2048)
         client_id = register_client(runner, party_id, key.as_dict(private=False), tmp_path)
         return Party(party_id, client_id, key, alg, http)
 
@@ -625,9 +673,11 @@ class AuditDb:
     def checkpoints(self) -> list[dict[str, Any]]:
         """Every signed checkpoint (tree_size, root_hash, note), smallest first."""
         with self.engine.connect() as conn:
-            result = conn.execute(
-                text("SELECT tree_size, root_hash, note FROM audit_checkpoints ORDER BY tree_size")
-            ).mappings().all()
+            result = (
+                conn.execute(text("SELECT tree_size, root_hash, note FROM audit_checkpoints ORDER BY tree_size"))
+                .mappings()
+                .all()
+            )
         return [{**row, "root_hash": bytes(row["root_hash"])} for row in result]
 
     def nodes(self) -> dict[tuple[int, int], bytes]:
@@ -653,9 +703,7 @@ class AuditDb:
         @contextmanager
         def sqlite() -> Iterator[Any]:
             with self.engine.connect() as conn:
-                triggers = conn.exec_driver_sql(
-                    "SELECT name, sql FROM sqlite_master WHERE type = 'trigger'"
-                ).all()
+                triggers = conn.exec_driver_sql("SELECT name, sql FROM sqlite_master WHERE type = 'trigger'").all()
                 for name, _ in triggers:
                     conn.exec_driver_sql(f'DROP TRIGGER "{name}"')
                 conn.commit()
@@ -778,9 +826,7 @@ def officer_client(app: Any) -> Any:
     def factory(username: str, password: str = OFFICER_PASSWORD) -> Any:
         http = app.test_client()
         token = csrf_from(http.get("/review/login").get_data(as_text=True))
-        response = http.post(
-            "/review/login", data={"username": username, "password": password, "csrf_token": token}
-        )
+        response = http.post("/review/login", data={"username": username, "password": password, "csrf_token": token})
         assert response.status_code == 302, response.get_data(as_text=True)[:500]
         return http
 

@@ -15,7 +15,7 @@ from authlib.integrations.base_client import OAuthError
 from authlib.integrations.requests_client import OAuth2Session
 from authlib.oauth2.rfc7523 import PrivateKeyJWT
 from authlib.oauth2.rfc7523.assertion import private_key_jwt_sign
-from conftest import CONVENANT, make_bsn, make_record, register_client
+from conftest import CONVENANT, make_bsn, make_record, register_client, to_csv
 from joserfc.jwk import ECKey, RSAKey
 
 ASSERTION_LIFETIME = 300
@@ -64,36 +64,6 @@ def registered(runner: Any, tmp_path: Path) -> Any:
         return register_client(runner, party_id, key.as_dict(private=False), tmp_path), key
 
     return register
-
-
-def to_csv(records: list[dict[str, Any]]) -> str:
-    buffer = io.StringIO()
-    fields = [
-        "category",
-        "bsn",
-        "voornaam",
-        "achternaam",
-        "geboortedatum",
-        "adres_straat",
-        "adres_huisnummer",
-        "adres_postcode",
-        "adres_woonplaats",
-        "adres_gemeente",
-        "laatst_bekende_school",
-        "startdatum_verzuim",
-        "reden_verzuim",
-        "betrokkenheid",
-    ]
-    writer = csv.DictWriter(buffer, fieldnames=fields, delimiter=";", lineterminator="\r\n")
-    writer.writeheader()
-    for r in records:
-        writer.writerow(
-            {
-                **{k: v for k, v in r.items() if k != "adres"},
-                **{f"adres_{k}": v for k, v in r["adres"].items()},
-            }
-        )
-    return buffer.getvalue()
 
 
 def test_default_one_hour_assertion_is_refused(live_server: str, registered: Any) -> None:
@@ -157,7 +127,7 @@ def test_real_client_exchange_end_to_end(live_server: str, registered: Any) -> N
     # CSV through the OAuth2Session itself (it adds the token)
     response = rbl.post(
         f"{submit_url}?kind=case",
-        data=to_csv([make_record(n, gemeente=g) for n, g in csv_plan.items()]),
+        data=to_csv(delimiter=";", records=[make_record(n, gemeente=g) for n, g in csv_plan.items()]),
         headers={"Content-Type": "text/csv"},
         timeout=10,
     )
@@ -167,7 +137,7 @@ def test_real_client_exchange_end_to_end(live_server: str, registered: Any) -> N
     # a bad CSV is refused over real HTTP as problem+json
     outside = make_record(9)
     outside["adres"]["gemeente"] = "Utrecht"
-    bad = to_csv([outside])
+    bad = to_csv(delimiter=";", records=[outside])
     response = rbl.post(f"{submit_url}?kind=case", data=bad, headers={"Content-Type": "text/csv"}, timeout=10)
     assert response.status_code == 422
     assert response.headers["Content-Type"].startswith("application/problem+json")

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 import structlog
-from conftest import CONVENANT, Party, make_bsn, make_record
+from conftest import CONVENANT, Party, make_bsn, make_record, to_csv
 from sqlalchemy import inspect, select, text
 from sqlalchemy.engine import make_url
 
@@ -18,30 +18,6 @@ from broker.logging import REDACTED, configure_logging, redact_bsn
 SUBMIT = f"/api/v1/convenants/{CONVENANT}/submissions"
 DELIVERIES = "/api/v1/deliveries"
 BSNS = [make_bsn(n) for n in range(100, 118)]
-
-
-def _csv(records: list[dict[str, Any]]) -> str:
-    header = [
-        "category",
-        "bsn",
-        "voornaam",
-        "achternaam",
-        "geboortedatum",
-        "adres_straat",
-        "adres_huisnummer",
-        "adres_postcode",
-        "adres_woonplaats",
-        "adres_gemeente",
-        "laatst_bekende_school",
-        "startdatum_verzuim",
-        "reden_verzuim",
-        "betrokkenheid",
-    ]
-    lines = [";".join(header)]
-    for r in records:
-        flat = {**r, **{f"adres_{k}": v for k, v in r["adres"].items()}}
-        lines.append(";".join(str(flat.get(c, "")) for c in header))
-    return "\n".join(lines) + "\n"
 
 
 @pytest.fixture
@@ -57,7 +33,9 @@ def exchange_run(rbl: Party, liemers: Party, passend_wijs: Party) -> list[str]:
         ).status_code
         == 201
     )
-    csv_text = _csv([make_record(104, gemeente="Westervoort"), make_record(105, gemeente="Renkum")])
+    csv_text = to_csv(
+        delimiter=";", records=[make_record(104, gemeente="Westervoort"), make_record(105, gemeente="Renkum")]
+    )
     assert rbl.post(f"{SUBMIT}?kind=case", data=csv_text, headers={"Content-Type": "text/csv"}).status_code == 201
     assert (
         rbl.submit(
@@ -76,7 +54,7 @@ def exchange_run(rbl: Party, liemers: Party, passend_wijs: Party) -> list[str]:
     assert rbl.submit([make_record(111), make_record(112, bsn=make_bsn(111))]).status_code == 422
     assert liemers.submit([make_record(113, "absoluut_verzuim", gemeente="Duiven")]).status_code == 403
     assert rbl.submit([make_record(114, reden_verzuim=f"broer {make_bsn(115)} ook")]).status_code == 422
-    bad_csv = _csv([make_record(116, geboortedatum="2030-01-01")])
+    bad_csv = to_csv(delimiter=";", records=[make_record(116, geboortedatum="2030-01-01")])
     assert rbl.post(f"{SUBMIT}?kind=case", data=bad_csv, headers={"Content-Type": "text/csv"}).status_code == 422
     assert rbl.submit([make_record(117, diagnose="x")]).status_code == 422
     # every recipient fetches (JSON and CSV) and acknowledges

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from typing import Any
 
 import pytest
-from conftest import CONVENANT, SECOND_CONVENANT, Party, make_bsn, make_record, make_vsv_record
+from conftest import COLUMNS, CONVENANT, SECOND_CONVENANT, Party, make_bsn, make_record, make_vsv_record, to_csv
 
 SUBMIT = f"/api/v1/convenants/{CONVENANT}/submissions"
 SWV_OF = {
@@ -21,42 +19,6 @@ SWV_OF = {
     "Westervoort": "swv-de-liemers",
     "Zevenaar": "swv-de-liemers",
 }
-COLUMNS = [
-    "category",
-    "bsn",
-    "voornaam",
-    "achternaam",
-    "geboortedatum",
-    "adres_straat",
-    "adres_huisnummer",
-    "adres_postcode",
-    "adres_woonplaats",
-    "adres_gemeente",
-    "laatst_bekende_school",
-    "startdatum_verzuim",
-    "reden_verzuim",
-    "betrokkenheid",
-    "betrokkenheid_toelichting",
-    "datum_toekenning_vrijstelling",
-    "einddatum_vrijstelling",
-]
-
-
-def to_csv(
-    records: list[dict[str, Any]],
-    delimiter: str = ",",
-    columns: list[str] | None = None,
-    lineterminator: str = "\n",
-) -> str:
-    """Write records as the CSV a party's spreadsheet would produce (adres flattened)."""
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns or COLUMNS, delimiter=delimiter, lineterminator=lineterminator)
-    writer.writeheader()
-    for record in records:
-        row = {k: v for k, v in record.items() if k != "adres"}
-        row.update({f"adres_{k}": v for k, v in record.get("adres", {}).items()})
-        writer.writerow(row)
-    return buffer.getvalue()
 
 
 def post_csv(party: Party, text: str | bytes, query: str = "kind=case", convenant: str = CONVENANT) -> Any:
