@@ -8,7 +8,7 @@ import itertools
 from typing import Any
 
 import pytest
-from conftest import TEST_DATABASE_URL, AuditDb, Party, make_record
+from conftest import AuditDb, Party, make_record
 
 from audit.checkpoint import Checkpoint, open_note, parse_verifier_key
 from audit.merkle import MerkleTree

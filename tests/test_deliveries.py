@@ -9,7 +9,7 @@ import io
 from typing import Any
 
 import pytest
-from conftest import CONVENANT, TEST_DATABASE_URL, Party, make_record
+from conftest import CONVENANT, Party, make_record
 
 from broker.csvio import columns
 from schemas.convenant import DEFAULT_DIR, load_convenant
