@@ -87,17 +87,26 @@ def serve_command(host: str, port: int, workers: int, scheduler: bool) -> None:
             self.cfg.set("bind", f"{host}:{port}")
             self.cfg.set("workers", workers)
             self.cfg.set("accesslog", None)
+            if scheduler:
+                self.cfg.set("post_worker_init", _start_scheduler)
 
         def load(self) -> Flask:
             return app
 
     click.echo(f"Broker on http://{host}:{port}  (OpenAPI: http://{host}:{port}/openapi.json)")
-    if scheduler:
-        from broker.scheduler import Scheduler
-
-        # In gunicorn's master process, with its own app; workers are forked without it.
-        Scheduler(_create_app).start()
     Server().run()
+
+
+def _start_scheduler(_worker: object) -> None:
+    """Run due matches, reminders and the outbox in each worker, after the fork.
+
+    Never in the master: a thread that holds a lock (SQLite's, say) while gunicorn forks leaves
+    that lock held forever in the worker. Several workers are harmless, since a database lock
+    lets only one of them run a given quarter.
+    """
+    from broker.scheduler import Scheduler
+
+    Scheduler(_create_app).start()
 
 
 @click.group("clients")
