@@ -51,17 +51,8 @@ def get_delivery(delivery_id: str) -> Any:
     session = db.session
     caller = current_caller()
     delivery = deliveries.get_own_delivery(session, caller.party_id, delivery_id)
-    subjects, records = deliveries.open_records(session, runtime.keyring(), delivery)
-    deliveries.mark_fetched(delivery, runtime.now())
     recorder = request_recorder(caller.actor)
-    recorder.add(
-        "delivery.fetched",
-        activity(delivery.convenant_id, delivery.kind),
-        subjects=subjects,
-        parties=[delivery.sender_party_id],
-        convenant_id=delivery.convenant_id,
-        attributes={"delivery_id": delivery.id, "records": len(records)},
-    )
+    records = deliveries.fetch_for_recipient(session, runtime.keyring(), delivery, recorder, runtime.now())
     commit_audited(session, recorder)
     best = request.accept_mimetypes.best_match(["application/json", "text/csv"], default="application/json")
     if best == "text/csv":

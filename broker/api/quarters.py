@@ -9,7 +9,7 @@ from flask_smorest import Blueprint
 from sqlalchemy import func, select
 
 from broker import runtime
-from broker.auditing import activity, commit_audited, request_recorder
+from broker.auditing import commit_audited, request_recorder
 from broker.auth import current_caller, require_token
 from broker.csvio import render_records
 from broker.errors import NotFound
@@ -59,17 +59,7 @@ def get_match(convenant_id: str, quarter: str) -> Any:
     for delivery_id in mine.values():
         delivery = session.get(Delivery, delivery_id)
         assert delivery is not None and delivery.recipient_party_id == caller.party_id
-        subjects, records = deliveries.open_records(session, keyring, delivery)
-        deliveries.mark_fetched(delivery, runtime.now())
-        if subjects:
-            recorder.add(
-                "delivery.fetched",
-                activity(convenant.id, delivery.kind),
-                subjects=subjects,
-                parties=[delivery.sender_party_id],
-                convenant_id=convenant.id,
-                attributes={"delivery_id": delivery.id, "records": len(records)},
-            )
+        records = deliveries.fetch_for_recipient(session, keyring, delivery, recorder, runtime.now())
         views.append({**(delivery.summary or {}), "delivery_id": delivery.id, "records": records})
         all_records.extend(records)
     commit_audited(session, recorder)

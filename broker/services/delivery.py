@@ -10,6 +10,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from broker import auditing
+from broker.auditing import Recorder
 from broker.errors import Forbidden, NotFound
 from broker.keyring import Keyring
 from broker.models import Delivery, DeliveryRecord, Record, Submission
@@ -82,6 +84,24 @@ def open_records(session: Session, keyring: Keyring, delivery: Delivery) -> tupl
         records.append(json.loads(plaintext))
         pseudonyms.append(pseudonym)
     return pseudonyms, records
+
+
+def fetch_for_recipient(
+    session: Session, keyring: Keyring, delivery: Delivery, recorder: Recorder, now: dt.datetime
+) -> list[dict[str, Any]]:
+    """Open a delivery for its recipient: decrypt it, mark it fetched, and record who learned
+    about whom (one audit entry per pupil). The caller commits with `commit_audited`."""
+    subjects, records = open_records(session, keyring, delivery)
+    mark_fetched(delivery, now)
+    recorder.add(
+        "delivery.fetched",
+        auditing.activity(delivery.convenant_id, delivery.kind),
+        subjects=subjects,
+        parties=[delivery.sender_party_id],
+        convenant_id=delivery.convenant_id,
+        attributes={"delivery_id": delivery.id, "records": len(records)},
+    )
+    return records
 
 
 def mark_fetched(delivery: Delivery, now: dt.datetime) -> None:
