@@ -28,6 +28,7 @@ def is_uuid(value: str) -> bool:
 
 def delivery_summary(delivery: Delivery) -> dict[str, Any]:
     return {
+        "id": delivery.id,
         "delivery_id": delivery.id,
         "convenant_id": delivery.convenant_id,
         "kind": delivery.kind,
