@@ -64,8 +64,13 @@ def validator(convenant: Convenant) -> RecordValidator:
 
 
 def master_key() -> bytes:
-    cfg = current_app.config
-    return load_master_key(cfg.get("MASTER_KEY"), cfg.get("MASTER_KEY_FILE"))
+    """The master key, read once per process (every request needs it; the file does not change)."""
+    cached: bytes | None = current_app.extensions.get("broker.master_key")
+    if cached is None:
+        cfg = current_app.config
+        cached = load_master_key(cfg.get("MASTER_KEY"), cfg.get("MASTER_KEY_FILE"))
+        current_app.extensions["broker.master_key"] = cached
+    return cached
 
 
 def keyring() -> Keyring:
