@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from flask import current_app, request
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
@@ -66,7 +67,7 @@ class Recorder:
     ) -> None:
         """Add one entry, or one per data subject when `subjects` are given."""
         start, end = format_time(self.started), format_time(runtime.now())
-        involved = tuple(dict.fromkeys([*([self.actor.party] if self.actor.party else []), *parties]))
+        involved = tuple(dict.fromkeys(p for p in (self.actor.party, *parties) if p))
         common = {
             "trace_id": self.trace_id,
             "name": name,
@@ -119,8 +120,6 @@ def request_recorder(actor: Actor) -> Recorder:
 def checkpoint_signer() -> CheckpointSigner:
     key = runtime.keyring().signing_key(CHECKPOINT_PURPOSE, "Ed25519")
     private = key.private_key
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
     assert isinstance(private, Ed25519PrivateKey)
     return CheckpointSigner(current_app.config["AUDIT_ORIGIN"], private)
 
