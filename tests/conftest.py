@@ -4,6 +4,7 @@ test controls, and party clients that sign their own client assertions."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import csv
 import datetime as dt
 import io
@@ -116,9 +117,10 @@ def app_config(database_url: str, clock: Clock, tmp_path: Path) -> dict[str, Any
     }
 
 
-@pytest.fixture
-def app(app_config: dict[str, Any]) -> Iterator[Any]:
-    app = create_app(app_config)
+@contextlib.contextmanager
+def initialised_app(config: dict[str, Any]) -> Iterator[Any]:
+    """Create an app, run `broker init` on its database, and dispose of its engine afterwards."""
+    app = create_app(config)
     result = app.test_cli_runner().invoke(args=["init"])
     assert result.exit_code == 0, result.output
     yield app
@@ -126,6 +128,12 @@ def app(app_config: dict[str, Any]) -> Iterator[Any]:
         from broker.extensions import db
 
         db.engine.dispose()
+
+
+@pytest.fixture
+def app(app_config: dict[str, Any]) -> Iterator[Any]:
+    with initialised_app(app_config) as app:
+        yield app
 
 
 @pytest.fixture
@@ -557,14 +565,8 @@ def multi_convenant_dir(tmp_path: Path) -> Path:
 def multi_app(app_config: dict[str, Any], multi_convenant_dir: Path) -> Iterator[Any]:
     """An app serving both convenants, built exactly like `app` but with CONVENANT_DIR set."""
     close_log_files()  # should the test also hold the plain `app`, release its log file first
-    app = create_app(app_config | {"CONVENANT_DIR": str(multi_convenant_dir)})
-    result = app.test_cli_runner().invoke(args=["init"])
-    assert result.exit_code == 0, result.output
-    yield app
-    with app.app_context():
-        from broker.extensions import db
-
-        db.engine.dispose()
+    with initialised_app(app_config | {"CONVENANT_DIR": str(multi_convenant_dir)}) as app:
+        yield app
 
 
 @pytest.fixture

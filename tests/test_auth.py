@@ -9,11 +9,9 @@ import uuid
 from typing import Any
 
 import pytest
-from conftest import ASSERTION_TYPE, Party, register_client
+from conftest import ASSERTION_TYPE, Party, initialised_app, register_client
 from joserfc import jwt
 from joserfc.jwk import ECKey, OctKey, RSAKey
-
-from broker import create_app
 
 TOKEN_URL = "http://localhost/oauth/token"
 DELIVERIES = "/api/v1/deliveries"
@@ -91,20 +89,15 @@ def test_access_token_lifetime_is_capped_at_one_hour(
     app_config: dict[str, Any], tmp_path: Any, configured: int
 ) -> None:
     """Even when configured longer, an access token lives at most one hour."""
-    app = create_app(app_config | {"ACCESS_TOKEN_LIFETIME": configured})
-    assert app.test_cli_runner().invoke(args=["init"]).exit_code == 0
-    key = ECKey.generate_key("P-256")
-    client_id = register_client(app.test_cli_runner(), "rbl-midden-gelre", key.as_dict(private=False), tmp_path)
-    party = Party("rbl-midden-gelre", client_id, key, "ES256", app.test_client())
-    response = party.request_token()
-    assert response.status_code == 200
-    assert response.json["expires_in"] <= 3600
-    claims = claims_of(response.json["access_token"])
-    assert claims["exp"] - claims["iat"] <= 3600
-    with app.app_context():
-        from broker.extensions import db
-
-        db.engine.dispose()
+    with initialised_app(app_config | {"ACCESS_TOKEN_LIFETIME": configured}) as app:
+        key = ECKey.generate_key("P-256")
+        client_id = register_client(app.test_cli_runner(), "rbl-midden-gelre", key.as_dict(private=False), tmp_path)
+        party = Party("rbl-midden-gelre", client_id, key, "ES256", app.test_client())
+        response = party.request_token()
+        assert response.status_code == 200
+        assert response.json["expires_in"] <= 3600
+        claims = claims_of(response.json["access_token"])
+        assert claims["exp"] - claims["iat"] <= 3600
 
 
 # -- token endpoint: refusals ----------------------------------------------------------------------
