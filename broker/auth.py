@@ -21,15 +21,15 @@ from flask_smorest import Blueprint
 from joserfc import jws, jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, KeySet, RSAKey
-from sqlalchemy import delete
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 
 from audit.entry import Actor
 from broker import runtime
 from broker.auditing import broker_activity, commit_audited, request_recorder
-from broker.errors import BadRequest, OAuthError, Unauthorized
+from broker.errors import BadRequest, Forbidden, OAuthError, Unauthorized
 from broker.extensions import db
-from broker.models import AssertionJti, Client
+from broker.models import AssertionJti, Client, PartySuspension
 
 blp = Blueprint("oauth", __name__, url_prefix="/oauth", description="OAuth 2.0 token endpoint")
 
@@ -209,7 +209,33 @@ def token() -> tuple[dict[str, Any], int, dict[str, str]]:
     return body, 200, {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
-def _verify_access_token(token: str) -> Caller:
+class PartySuspended(Forbidden):
+    slug = "party-suspended"
+    title = "Partij opgeschort"
+
+
+def _check_suspension(party_id: str, issued_at: Any, allowed: bool) -> None:
+    """Containment of a breach: tokens from before a suspension are revoked for good, and while it
+    lasts a party may only use the breach endpoints (to acknowledge and answer)."""
+    suspensions = select(PartySuspension).where(PartySuspension.party_id == party_id)
+    started = db.session.scalar(suspensions.with_only_columns(func.max(PartySuspension.started_at)))
+    if started is None:
+        return
+    if not isinstance(issued_at, int) or issued_at <= started.timestamp():
+        raise Unauthorized("Het toegangstoken is ingetrokken; vraag een nieuw token aan.")
+    if not allowed and db.session.scalar(suspensions.where(PartySuspension.lifted_at.is_(None)).limit(1)) is not None:
+        raise PartySuspended(
+            "Uw partij is opgeschort zolang een datalek wordt afgehandeld; alleen de datalek-endpoints zijn bereikbaar."
+        )
+
+
+def allow_suspended(view: F) -> F:
+    """Mark a view that a suspended party may still use (under `require_token`)."""
+    view.allow_suspended = True  # type: ignore[attr-defined]
+    return view
+
+
+def _verify_access_token(token: str, allow_suspended: bool = False) -> Caller:
     keys = runtime.keyring().signing_keys(TOKEN_PURPOSE)
     key_set = KeySet([ECKey.import_key(k.public_jwk, {"kid": k.kid}) for k in keys])
     try:
@@ -226,6 +252,7 @@ def _verify_access_token(token: str) -> Caller:
     client = db.session.get(Client, decoded.claims["sub"])
     if client is None or client.revoked_at is not None or client.party_id != decoded.claims.get("party"):
         raise Unauthorized("Het toegangstoken is ongeldig of verlopen.")
+    _check_suspension(client.party_id, decoded.claims.get("iat"), allow_suspended)
     return Caller(client_id=client.client_id, party_id=client.party_id)
 
 
@@ -244,7 +271,7 @@ def require_token(view: F) -> F:
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise Unauthorized("Stuur een Bearer-toegangstoken in de Authorization-header.")
-        g.caller = _verify_access_token(token.strip())
+        g.caller = _verify_access_token(token.strip(), getattr(view, "allow_suspended", False))
         return view(*args, **kwargs)
 
     return wrapper  # type: ignore[return-value]

@@ -212,6 +212,8 @@ def keys_rotate_command(convenant_id: str) -> None:
 
 def init_app(app: Flask) -> None:
     from broker.audit_cli import audit_group
+    from broker.breach_cli import breaches_group
+    from broker.contacts import contacts_group
     from broker.demo import demo_group
     from broker.match_cli import match_group, webhooks_group
     from broker.users import users_group
@@ -220,6 +222,8 @@ def init_app(app: Flask) -> None:
         init_command, clients_group, keys_group, demo_group, audit_group, users_group, match_group, webhooks_group
     ):
         app.cli.add_command(command)
+    app.cli.add_command(contacts_group)
+    app.cli.add_command(breaches_group)
 
 
 main.add_command(serve_command)

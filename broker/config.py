@@ -43,6 +43,19 @@ class Defaults:
     # Where the last full verification's result is kept (default <instance>/audit-verify-<db>.json).
     REVIEW_VERIFY_FILE: str | None = None
 
+    # E-mail for outbox messages (breach notices). No SMTP_HOST: no e-mail is sent and e-mail entries
+    # wait in the outbox. SMTP_SECURITY is "none", "starttls" or "ssl"; unset, it is "starttls" when
+    # SMTP_USERNAME is set, else "none". The password comes from BROKER_SMTP_PASSWORD or from the file
+    # BROKER_SMTP_PASSWORD_FILE names. SMTP_TIMEOUT is in seconds.
+    SMTP_HOST: str | None = None
+    SMTP_PORT = 25
+    SMTP_SECURITY: str | None = None
+    SMTP_USERNAME: str | None = None
+    SMTP_PASSWORD: str | None = None
+    SMTP_PASSWORD_FILE: str | None = None
+    SMTP_TIMEOUT = 10
+    SMTP_FROM = "Convenant broker <noreply@convenant-broker.local>"
+
     MAX_CONTENT_LENGTH = 64 * 1024 * 1024
     LOG_LEVEL = "INFO"
     JSON_SORT_KEYS = False

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import click
+from flask import current_app
 from flask.cli import with_appcontext
 
-from broker import runtime
+from broker import mail, runtime
 from broker.auditing import broker_activity, cli_recorder, commit_audited
 from broker.extensions import db
 from broker.scheduler import tick
@@ -23,7 +24,10 @@ def match_group() -> None:
 def run_due_command(no_deliver: bool) -> None:
     """Run every due match, queue reminders and send the outbox; safe to run often and concurrently."""
     result = tick(deliver=not no_deliver)
-    click.echo(f"runs: {result.runs}; reminders queued: {result.reminders}; outbox delivered: {result.delivered}")
+    click.echo(
+        f"runs: {result.runs}; reminders queued: {result.reminders}; outbox delivered: {result.delivered}; "
+        f"breaches updated: {result.breaches}"
+    )
 
 
 @click.group("webhooks")
@@ -56,5 +60,11 @@ def webhooks_set_command(party_id: str, url: str) -> None:
 @with_appcontext
 def webhooks_deliver_command() -> None:
     """Send every due outbox message once."""
-    delivered = outbox.deliver_due(db.session, runtime.master_key(), runtime.now())
+    delivered = outbox.deliver_due(
+        db.session,
+        runtime.master_key(),
+        runtime.now(),
+        mailer=mail.smtp_mailer(current_app.config),
+        sender=current_app.config["SMTP_FROM"],
+    )
     click.echo(f"delivered: {delivered}")

@@ -1,7 +1,8 @@
-"""Run due matches, queue reminders and deliver the outbox: once (`tick`) or every minute (`Scheduler`).
+"""Run due matches, queue reminders, move breaches on and deliver the outbox: once (`tick`) or every
+minute (`Scheduler`).
 
 `broker serve` starts a Scheduler; cron can call `broker match run-due` instead or as well: the
-quarter lock makes concurrent runners harmless.
+quarter lock, row locks on open breaches and the outbox's unique keys make concurrent runners harmless.
 """
 
 from __future__ import annotations
@@ -11,11 +12,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import structlog
-from flask import Flask
+from flask import Flask, current_app
 
-from broker import runtime
+from audit.entry import Actor
+from broker import mail, runtime
+from broker.auditing import Recorder, commit_audited
 from broker.extensions import db
-from broker.services import matching, outbox, quarters
+from broker.services import breaches, matching, outbox, quarters
 
 log = structlog.get_logger("broker.scheduler")
 
@@ -27,6 +30,18 @@ class TickResult:
     runs: int
     reminders: int
     delivered: int
+    breaches: int = 0
+
+
+def _breach_step() -> int:
+    """Note delivered breach notices, move states on and escalate; audited as the scheduler."""
+    recorder = Recorder(actor=Actor(type="system", id="scheduler"), started=runtime.now())
+    changed = breaches.run_due(db.session, runtime.convenants(), recorder, runtime.now())
+    if recorder.pending:
+        commit_audited(db.session, recorder)
+    else:
+        db.session.commit()
+    return changed
 
 
 def tick(*, deliver: bool = True, post: outbox.Poster = outbox.post_json) -> TickResult:
@@ -38,8 +53,22 @@ def tick(*, deliver: bool = True, post: outbox.Poster = outbox.post_json) -> Tic
     for convenant in runtime.convenants().values():
         reminders += quarters.queue_reminders(session, convenant, now)
     session.commit()
-    delivered = outbox.deliver_due(session, runtime.master_key(), now, post) if deliver else 0
-    return TickResult(len(runs), reminders, delivered)
+    changed = _breach_step()  # escalations queued here go out below, in this same tick
+    delivered = (
+        outbox.deliver_due(
+            session,
+            runtime.master_key(),
+            now,
+            post,
+            mailer=mail.smtp_mailer(current_app.config),
+            sender=current_app.config["SMTP_FROM"],
+        )
+        if deliver
+        else 0
+    )
+    if delivered:
+        changed += _breach_step()  # a notice just delivered may complete `genotificeerd`
+    return TickResult(len(runs), reminders, delivered, changed)
 
 
 class Scheduler(threading.Thread):
@@ -58,8 +87,14 @@ class Scheduler(threading.Thread):
             try:
                 with app.app_context():
                     result = tick()
-                if result.runs or result.reminders or result.delivered:
-                    log.info("scheduler tick", runs=result.runs, reminders=result.reminders, delivered=result.delivered)
+                if result.runs or result.reminders or result.delivered or result.breaches:
+                    log.info(
+                        "scheduler tick",
+                        runs=result.runs,
+                        reminders=result.reminders,
+                        delivered=result.delivered,
+                        breaches=result.breaches,
+                    )
             except Exception:  # noqa: BLE001 - keep the scheduler alive; the next tick retries
                 log.exception("scheduler tick failed")
             if self._stop_event.wait(self._interval):

@@ -102,6 +102,17 @@ class Quarterly:
 
 
 @dataclass(frozen=True)
+class BreachRules:
+    """What parties owe each other after a (suspected) breach: the deadlines and the required facts."""
+
+    notify_within: dt.timedelta
+    notify_source: str
+    ap_within: dt.timedelta
+    ap_source: str
+    required_facts: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Convenant:
     id: str
     version: str
@@ -119,6 +130,7 @@ class Convenant:
     digest: str
     raw: MappingProxyType[str, Any] = field(repr=False)
     quarterly: Quarterly | None = None
+    breach: BreachRules | None = None
 
     def party(self, party_id: str) -> Party | None:
         return next((p for p in self.parties if p.id == party_id), None)
@@ -245,6 +257,7 @@ def parse_convenant(data: dict[str, Any], digest: str = "") -> Convenant:
             digest=digest,
             raw=MappingProxyType(data),
             quarterly=_quarterly(data.get("quarterly")),
+            breach=_breach(data.get("breach")),
         )
     except KeyError as e:
         raise ConvenantError(f"missing key {e}") from e
@@ -305,6 +318,25 @@ def _quarterly(data: dict[str, Any] | None) -> Quarterly | None:
         required_roles=_strings(data.get("required_roles", []), "quarterly required_roles"),
         reminder_days_before=days,
         calendar=tuple(calendar),
+    )
+
+
+def _breach(data: dict[str, Any] | None) -> BreachRules | None:
+    """Parse the `[breach]` section: hours to inform the other parties and to decide about the AP."""
+    if data is None:
+        return None
+    hours = {}
+    for key in ("notify_within_hours", "ap_within_hours"):
+        value = data.get(key)
+        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            raise ConvenantError(f"breach {key} must be a positive whole number of hours")
+        hours[key] = dt.timedelta(hours=value)
+    return BreachRules(
+        notify_within=hours["notify_within_hours"],
+        notify_source=str(data.get("notify_source", "")),
+        ap_within=hours["ap_within_hours"],
+        ap_source=str(data.get("ap_source", "")),
+        required_facts=_strings(data.get("required_facts", []), "breach required_facts"),
     )
 
 

@@ -897,3 +897,50 @@ def webhook_receiver() -> Iterator[WebhookReceiver]:
     server.shutdown()
     thread.join()
     server.server_close()
+
+
+# -- a real SMTP server for the e-mail channel (new fixtures only) ----------------------------------
+
+
+@dataclass
+class SmtpServer:
+    """A local SMTP server that keeps what it receives; `fail_next = n` answers the next n messages with 451."""
+
+    host: str
+    port: int
+    messages: list[Any] = field(default_factory=list)  # email.message.EmailMessage, parsed with policy.default
+    envelopes: list[tuple[str, list[str]]] = field(default_factory=list)  # (MAIL FROM, RCPT TO) of each message
+    fail_next: int = 0
+
+
+class _SmtpHandler:
+    def __init__(self, server: SmtpServer) -> None:
+        self.server = server
+
+    async def handle_DATA(self, _smtp: Any, _session: Any, envelope: Any) -> str:  # aiosmtpd calls it by this name
+        import email
+        import email.policy
+
+        if self.server.fail_next > 0:
+            self.server.fail_next -= 1
+            return "451 4.3.0 Tijdelijke storing (test)"
+        self.server.messages.append(email.message_from_bytes(envelope.content, policy=email.policy.default))
+        self.server.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
+        return "250 2.0.0 OK"
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[SmtpServer]:
+    """Serve SMTP (aiosmtpd) on a free loopback port in a thread; no message leaves the machine."""
+    import socket
+
+    from aiosmtpd.controller import Controller
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = SmtpServer(host="127.0.0.1", port=port)
+    controller = Controller(_SmtpHandler(server), hostname=server.host, port=server.port)
+    controller.start()
+    yield server
+    controller.stop()

@@ -396,7 +396,9 @@ def test_no_checkpoint_is_signed_over_a_tampered_tree(
 ) -> None:
     """Next submission: 503 if the stored tree contradicts the checkpoint, else verify/proofs catch it."""
     submit(rbl, ["Duiven", "Zevenaar"])
-    submit(rbl, ["Duiven"], first=5)  # two submissions after init + client + token: an odd size
+    submit(rbl, ["Duiven"], first=5)
+    if audit_db.size() % 2 == 0:
+        rbl.request_token()  # one more entry (token.issued): the cases below need an odd size
     size = audit_db.size()
     assert size % 2 == 1 and audit_db.checkpoints()[-1]["tree_size"] == size
     top_level, top_index = _root_nodes(size)[0]

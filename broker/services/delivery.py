@@ -94,14 +94,26 @@ def fetch_for_recipient(
     about whom (one audit entry per pupil). The caller commits with `commit_audited`."""
     subjects, records = open_records(session, keyring, delivery)
     mark_fetched(delivery, now)
-    recorder.add(
-        "delivery.fetched",
-        auditing.activity(delivery.convenant_id, delivery.kind),
-        subjects=subjects,
-        parties=[delivery.sender_party_id],
-        convenant_id=delivery.convenant_id,
-        attributes={"delivery_id": delivery.id, "records": len(records)},
-    )
+    by_category: dict[str, list[str]] = {}
+    for subject, record in zip(subjects, records, strict=True):
+        by_category.setdefault(str(record.get("category")), []).append(subject)
+    for category, group in sorted(by_category.items()):
+        recorder.add(
+            "delivery.fetched",
+            auditing.activity(delivery.convenant_id, delivery.kind),
+            subjects=group,
+            parties=[delivery.sender_party_id],
+            convenant_id=delivery.convenant_id,
+            attributes={"delivery_id": delivery.id, "records": len(records), "category": category},
+        )
+    if not records:  # an empty delivery is still opened, and that is recorded too
+        recorder.add(
+            "delivery.fetched",
+            auditing.activity(delivery.convenant_id, delivery.kind),
+            parties=[delivery.sender_party_id],
+            convenant_id=delivery.convenant_id,
+            attributes={"delivery_id": delivery.id, "records": 0},
+        )
     return records
 
 

@@ -348,25 +348,23 @@ def _deliver(
 
 
 def _audit_pair(recorder: Recorder, uri: str, convenant_id: str, about: dict[str, Any], result: PairResult) -> None:
-    """Per pupil: which party learned what about whom."""
+    """Per pupil: which party learned what about whom, and in which category (for breach impact)."""
     a, b = result.a.party.id, result.b.party.id
-    groups: list[tuple[str, list[str], list[str], dict[str, Any]]] = [
-        ("match.known_to_both", _all(result.same), [a, b], {"parties": [a, b], "learned": "known_to_both"}),
-        (
-            "match.different_category",
-            _all(result.different),
-            [a, b],
-            {"parties": [a, b], "learned": "different_category"},
-        ),
-        ("match.record_disclosed", _all(result.only_a), [a, b], {"from": a, "to": b, "learned": "only_at_other"}),
-        ("match.record_disclosed", _all(result.only_b), [b, a], {"from": b, "to": a, "learned": "only_at_other"}),
+    groups: list[tuple[str, dict[Any, set[str]], list[str], dict[str, Any]]] = [
+        ("match.known_to_both", result.same, [a, b], {"parties": [a, b], "learned": "known_to_both"}),
+        ("match.different_category", result.different, [a, b], {"parties": [a, b], "learned": "different_category"}),
+        ("match.record_disclosed", result.only_a, [a, b], {"from": a, "to": b, "learned": "only_at_other"}),
+        ("match.record_disclosed", result.only_b, [b, a], {"from": b, "to": a, "learned": "only_at_other"}),
     ]
-    for name, subjects, parties, attributes in groups:
-        if subjects:  # an empty list would make Recorder write one entry about nobody
-            recorder.add(
-                name, uri, subjects=subjects, parties=parties, convenant_id=convenant_id,
-                attributes={**about, **attributes},
-            )
+    for name, by_category, parties, attributes in groups:
+        for category, subjects in sorted(by_category.items()):
+            if subjects:  # an empty list would make Recorder write one entry about nobody
+                # A different-category pair is keyed (category at a, category at b).
+                label = category[0] if isinstance(category, tuple) else category
+                recorder.add(
+                    name, uri, subjects=sorted(subjects), parties=parties, convenant_id=convenant_id,
+                    attributes={**about, **attributes, "category": label},
+                )
 
 
 def run_after_list(session: Session, convenant: Convenant, quarter: str | None) -> MatchRun | None:

@@ -1,8 +1,10 @@
-"""The outbox: messages to parties, delivered by webhook with an HMAC signature and retries.
+"""The outbox: messages to parties, delivered by signed webhook or by e-mail, with retries.
 
 An entry is written in the transaction of whatever caused it, then a worker delivers it. Every
-attempt is kept. The secret that signs a party's webhooks is wrapped by the master key, because
-the broker must be able to use it again (a hash would not do).
+attempt is kept. A webhook entry goes to its party's webhook with an HMAC signature; the secret
+that signs it is wrapped by the master key, because the broker must be able to use it again (a
+hash would not do). An e-mail entry goes to its own address, rendered by `broker.mail`; it waits
+while no mailer is configured. Both channels share the back-off and the attempt limit.
 """
 
 from __future__ import annotations
@@ -12,16 +14,18 @@ import hashlib
 import hmac
 import json
 import secrets
+import smtplib
 import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from broker.mail import DEFAULT_SENDER, Mailer, compose
 from broker.models import OutboxAttempt, OutboxEntry, Webhook
 from keys.envelope import unwrap_key, wrap_key
 
@@ -30,9 +34,15 @@ FIRST_RETRY = dt.timedelta(minutes=1)
 LONGEST_WAIT = dt.timedelta(hours=6)
 MAX_ATTEMPTS = 12
 TIMEOUT_SECONDS = 10
+WEBHOOK = "webhook"
+EMAIL = "email"
+CHANNELS = (WEBHOOK, EMAIL)
+SMTP_OK = 250
 
 # (url, body, headers) -> HTTP status; raises OSError when the receiver cannot be reached.
 Poster = Callable[[str, bytes, dict[str, str]], int]
+# What one try gave: (where it went, HTTP or SMTP status or None, error or None).
+Outcome = tuple[str, int | None, str | None]
 
 
 def _context(party_id: str) -> str:
@@ -59,14 +69,31 @@ def sign(secret: bytes, body: bytes) -> str:
 
 
 def enqueue(
-    session: Session, *, party_id: str, topic: str, dedupe_key: str, payload: dict[str, Any], now: dt.datetime
+    session: Session,
+    *,
+    party_id: str,
+    topic: str,
+    dedupe_key: str,
+    payload: dict[str, Any],
+    now: dt.datetime,
+    channel: str = WEBHOOK,
+    address: str | None = None,
 ) -> int:
-    """Queue a message once per `dedupe_key`; return 1 if queued, 0 if it already was."""
+    """Queue a message once per `dedupe_key`; return 1 if queued, 0 if it already was.
+
+    A webhook message goes to the party's webhook; an e-mail message (`channel="email"`) to `address`.
+    """
+    if channel not in CHANNELS:
+        raise ValueError(f"channel must be one of {', '.join(CHANNELS)}")
+    if (channel == EMAIL) != bool(address):
+        raise ValueError("an e-mail message needs an address, and only an e-mail message has one")
     if session.scalar(select(OutboxEntry.id).where(OutboxEntry.dedupe_key == dedupe_key)) is not None:
         return 0
     entry = OutboxEntry(
         id=str(uuid.uuid4()),
         party_id=party_id,
+        channel=channel,
+        address=address,
         topic=topic,
         dedupe_key=dedupe_key,
         payload=payload,
@@ -99,26 +126,45 @@ def backoff(attempts: int) -> dt.timedelta:
     return min(FIRST_RETRY * (2 ** (attempts - 1)), LONGEST_WAIT)
 
 
-def deliver_due(session: Session, master_key: bytes, now: dt.datetime, post: Poster = post_json) -> int:
-    """Try every due entry of a party with a webhook once; commit per entry; return how many arrived."""
+def deliver_due(
+    session: Session,
+    master_key: bytes,
+    now: dt.datetime,
+    post: Poster = post_json,
+    mailer: Mailer | None = None,
+    sender: str = DEFAULT_SENDER,
+) -> int:
+    """Try every due entry once; commit per entry; return how many arrived.
+
+    Webhook entries wait while their party has no webhook, e-mail entries while there is no `mailer`.
+    """
+    ready = and_(OutboxEntry.channel == WEBHOOK, Webhook.party_id.is_not(None))
+    if mailer is not None:
+        ready = or_(ready, OutboxEntry.channel == EMAIL)
     due = session.scalars(
         select(OutboxEntry)
-        .join(Webhook, Webhook.party_id == OutboxEntry.party_id)
+        .outerjoin(Webhook, Webhook.party_id == OutboxEntry.party_id)
         .where(
             OutboxEntry.delivered_at.is_(None),
             OutboxEntry.abandoned_at.is_(None),
             OutboxEntry.next_attempt_at <= now,
+            ready,
         )
         .order_by(OutboxEntry.created_at)
     ).all()
     delivered = 0
     for entry in due:
-        delivered += _attempt(session, master_key, entry, now, post)
+        if entry.channel == EMAIL:
+            assert mailer is not None
+            url, status, error = _send_email(entry, now, mailer, sender)
+        else:
+            url, status, error = _post_webhook(session, master_key, entry, post)
+        delivered += _record(session, entry, now, url, status, error)
         session.commit()
     return delivered
 
 
-def _attempt(session: Session, master_key: bytes, entry: OutboxEntry, now: dt.datetime, post: Poster) -> int:
+def _post_webhook(session: Session, master_key: bytes, entry: OutboxEntry, post: Poster) -> Outcome:
     hook = session.get(Webhook, entry.party_id)
     assert hook is not None
     body = json.dumps({"id": entry.id, "topic": entry.topic, **entry.payload}, separators=(",", ":")).encode()
@@ -129,16 +175,36 @@ def _attempt(session: Session, master_key: bytes, entry: OutboxEntry, now: dt.da
         "X-Broker-Event": entry.topic,
         "X-Broker-Delivery": entry.id,
     }
-    status: int | None = None
-    error: str | None = None
     try:
-        status = post(hook.url, body, headers)
+        return hook.url, post(hook.url, body, headers), None
     except OSError as e:
-        error = f"{type(e).__name__}: {e}"[:300]
+        return hook.url, None, f"{type(e).__name__}: {e}"[:300]
+
+
+def _send_email(entry: OutboxEntry, now: dt.datetime, mailer: Mailer, sender: str) -> Outcome:
+    assert entry.address is not None
+    url = f"mailto:{entry.address}"
+    try:
+        message = compose(entry.topic, entry.payload, entry.address, sender, now=now, delivery_id=entry.id)
+    except ValueError as e:
+        # A payload that cannot be rendered fails like an unreachable server: recorded, retried, abandoned.
+        return url, None, f"{type(e).__name__}: {e}"[:300]
+    try:
+        mailer(message)
+    except (OSError, smtplib.SMTPException) as e:
+        # The exception names the server's answer, never the message, so no breach details reach the error.
+        return url, None, f"{type(e).__name__}: {e}"[:300]
+    return url, SMTP_OK, None
+
+
+def _record(
+    session: Session, entry: OutboxEntry, now: dt.datetime, url: str, status: int | None, error: str | None
+) -> int:
+    """Keep the attempt; mark the entry delivered, or schedule its retry, or abandon it. Return 1 if delivered."""
     entry.attempts += 1
     session.add(
         OutboxAttempt(
-            id=str(uuid.uuid4()), entry_id=entry.id, attempted_at=now, url=hook.url, status_code=status, error=error
+            id=str(uuid.uuid4()), entry_id=entry.id, attempted_at=now, url=url, status_code=status, error=error
         )
     )
     if status is not None and 200 <= status < 300:

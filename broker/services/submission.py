@@ -10,6 +10,7 @@ import json
 import re
 import uuid
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,9 +40,14 @@ class Accepted:
     deliveries: list[Delivery] = field(default_factory=list)
     pseudonyms: list[str] = field(default_factory=list)
     routed: dict[str, list[int]] = field(default_factory=dict)
+    categories: list[str] = field(default_factory=list)
 
-    def delivery_subjects(self, delivery: Delivery) -> list[str]:
-        return [self.pseudonyms[seq] for seq in self.routed[delivery.recipient_party_id]]
+    def by_category(self, seqs: Iterable[int]) -> dict[str, list[str]]:
+        """The pseudonyms of the records `seqs`, grouped by category (the audit keeps the category)."""
+        groups: dict[str, list[str]] = defaultdict(list)
+        for seq in seqs:
+            groups[self.categories[seq]].append(self.pseudonyms[seq])
+        return dict(sorted(groups.items()))
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -230,6 +236,7 @@ def _store(
 
     rows: list[dict[str, Any]] = []
     pseudonyms: list[str] = []
+    categories: list[str] = []
     routed: dict[str, list[int]] = defaultdict(list)
     subject_field = convenant.subject_id_field
     recipients_by_gemeente: dict[str, tuple[str, ...]] = {}
@@ -239,6 +246,7 @@ def _store(
         gemeente = _gemeente(record, convenant.gemeente_field)
         pseudonym = pseudonymiser.pseudonymise_bsn(record[subject_field])
         pseudonyms.append(pseudonym)
+        categories.append(record["category"])
         rows.append(
             {
                 "submission_id": submission.id,
@@ -285,7 +293,7 @@ def _store(
     ]
     if links:
         connection.execute(insert(DeliveryRecord.__table__), links)
-    return Accepted(submission, deliveries, pseudonyms, dict(routed))
+    return Accepted(submission, deliveries, pseudonyms, dict(routed), categories)
 
 
 def _activity_for(convenant: Convenant, kind: Any) -> str:
@@ -309,16 +317,23 @@ def audit_acceptance(recorder: Recorder, convenant: Convenant, accepted: Accepte
         convenant_id=convenant.id,
         attributes={**about, "quarter": submission.quarter, "records": submission.record_count},
     )
-    recorder.add("record.received", uri, subjects=accepted.pseudonyms, convenant_id=convenant.id, attributes=about)
-    for delivery in accepted.deliveries:
+    for category, subjects in accepted.by_category(range(len(accepted.pseudonyms))).items():
         recorder.add(
-            "delivery.created",
-            uri,
-            subjects=accepted.delivery_subjects(delivery),
-            parties=[delivery.recipient_party_id],
-            convenant_id=convenant.id,
-            attributes={**about, "delivery_id": delivery.id, "recipient": delivery.recipient_party_id},
+            "record.received", uri, subjects=subjects, convenant_id=convenant.id,
+            attributes={**about, "category": category},
         )
+    for delivery in accepted.deliveries:
+        for category, subjects in accepted.by_category(accepted.routed[delivery.recipient_party_id]).items():
+            recorder.add(
+                "delivery.created",
+                uri,
+                subjects=subjects,
+                parties=[delivery.recipient_party_id],
+                convenant_id=convenant.id,
+                attributes={
+                    **about, "delivery_id": delivery.id, "recipient": delivery.recipient_party_id, "category": category,
+                },
+            )
     return position
 
 
