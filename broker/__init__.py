@@ -20,6 +20,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     os.makedirs(app.instance_path, exist_ok=True)
     if not app.config["DATABASE_URL"]:
         app.config["DATABASE_URL"] = "sqlite:///" + os.path.join(app.instance_path, "broker.db")
+    if not app.config["KEY_VAULT_DIR"]:
+        app.config["KEY_VAULT_DIR"] = os.path.join(app.instance_path, "vault")
     if not app.config["MASTER_KEY"] and not app.config["MASTER_KEY_FILE"]:
         app.config["MASTER_KEY_FILE"] = os.path.join(app.instance_path, "master.key")
 

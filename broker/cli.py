@@ -215,6 +215,7 @@ def init_app(app: Flask) -> None:
     from broker.breach_cli import breaches_group
     from broker.contacts import contacts_group
     from broker.demo import demo_group
+    from broker.retention_cli import retention_group
     from broker.match_cli import match_group, webhooks_group
     from broker.users import users_group
 
@@ -224,6 +225,7 @@ def init_app(app: Flask) -> None:
         app.cli.add_command(command)
     app.cli.add_command(contacts_group)
     app.cli.add_command(breaches_group)
+    app.cli.add_command(retention_group)
 
 
 main.add_command(serve_command)

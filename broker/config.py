@@ -21,6 +21,10 @@ class Defaults:
     MASTER_KEY: str | None = None
     MASTER_KEY_FILE: str | None = None
 
+    # Shares of the data keys, outside the database (default <instance>/vault): deleting a share
+    # crypto-shreds a data key, also in old database copies. Keep it out of the database's backups.
+    KEY_VAULT_DIR: str | None = None
+
     TOKEN_ISSUER = "convenant-broker"
     API_AUDIENCE = "convenant-broker-api"
     ACCESS_TOKEN_LIFETIME = 3600

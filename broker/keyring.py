@@ -2,6 +2,9 @@
 
 Per convenant: a key-encryption key (KEK) that wraps the data keys of its submissions, and a
 pseudonym key. For the broker itself: signing keys. Unwrapped keys are cached per process.
+
+A data key is wrapped under its KEK together with a share kept in the key vault, outside the
+database (keys/vault.py): destroying the share shreds the data key, also in old database copies.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from broker.models import DataKey, KeyMaterial
 from keys.envelope import generate_key, unwrap_key, wrap_key
 from keys.pseudonym import Pseudonymiser
 from keys.signing import PrivateKey, generate_signing_key, private_key_from_pem, private_key_to_pem
+from keys.vault import KeyVault, ShareMissing, wrapping_key
 
 KEK = "kek"
 PSEUDONYM = "pseudonym"
@@ -37,11 +41,14 @@ class SigningKey:
 class Keyring:
     """Create, unwrap and rotate the keys stored in the database."""
 
-    def __init__(self, session: Session, master_key: bytes, cache: dict, now: dt.datetime) -> None:
+    def __init__(
+        self, session: Session, master_key: bytes, cache: dict, now: dt.datetime, vault: KeyVault | None = None
+    ) -> None:
         self.session = session
         self._master = master_key
         self._cache = cache
         self._now = now
+        self.vault = vault
 
     # -- generic -----------------------------------------------------------------------------
 
@@ -118,13 +125,27 @@ class Keyring:
         return Pseudonymiser(self._unwrap(row), convenant_id, row.kid)
 
     def new_data_key(self, convenant_id: str) -> tuple[DataKey, bytes]:
-        """Create a data key for one submission, wrapped by the convenant's active KEK."""
+        """Create a data key for one submission, wrapped by the convenant's active KEK and a vault share."""
         kek = self._ensure(convenant_id, KEK, "AES-256")
         key = generate_key()
-        row = DataKey(id=str(uuid.uuid4()), kek_kid=kek.kid, created_at=self._now, destroyed_at=None)
-        row.wrapped = wrap_key(self._unwrap(kek), key, f"data-key/{row.id}")
+        row = DataKey(
+            id=str(uuid.uuid4()),
+            kek_kid=kek.kid,
+            created_at=self._now,
+            destroyed_at=None,
+            vaulted=self.vault is not None,
+        )
+        row.wrapped = wrap_key(self._wrapping_key(row, self._unwrap(kek), create=True), key, f"data-key/{row.id}")
         self.session.add(row)
         return row, key
+
+    def _wrapping_key(self, row: DataKey, kek: bytes, *, create: bool = False) -> bytes:
+        if not row.vaulted:
+            return kek  # a data key from before the vault: the KEK alone wraps it
+        if self.vault is None:
+            raise LookupError("this data key needs the key vault, and none is configured")
+        share = self.vault.create(row.id) if create else self.vault.get(row.id)
+        return wrapping_key(kek, share, row.id)
 
     def data_key(self, data_key_id: str) -> bytes:
         row = self.session.get(DataKey, data_key_id)
@@ -132,7 +153,40 @@ class Keyring:
             raise LookupError(f"data key {data_key_id} is destroyed")
         kek = self.session.get(KeyMaterial, row.kek_kid)
         assert kek is not None
-        return unwrap_key(self._unwrap(kek), row.wrapped, f"data-key/{row.id}")
+        try:
+            wrapping = self._wrapping_key(row, self._unwrap(kek))
+        except ShareMissing as e:
+            raise LookupError(f"data key {data_key_id} is destroyed") from e
+        return unwrap_key(wrapping, row.wrapped, f"data-key/{row.id}")
+
+    def destroy_data_key(self, data_key_id: str) -> None:
+        """Forget a data key: the wrapped key now, its vault share once this transaction committed
+        (`sweep_vault`), so a rollback never leaves a row whose share is gone."""
+        row = self.session.get(DataKey, data_key_id)
+        if row is not None and row.destroyed_at is None:
+            row.wrapped, row.destroyed_at = None, self._now
+
+    def sweep_vault(self, orphan_age: dt.timedelta = dt.timedelta(days=1)) -> int:
+        """Delete the shares of destroyed data keys, and shares no data key has claimed for a day
+        (left by a transaction that rolled back). Call after commit; returns how many it deleted."""
+        if self.vault is None:
+            return 0
+        ids = list(self.vault.key_ids())
+        rows = {
+            r.id: r
+            for chunk in (ids[i : i + 500] for i in range(0, len(ids), 500))
+            for r in self.session.scalars(select(DataKey).where(DataKey.id.in_(chunk)))
+        }
+        deleted = 0
+        for key_id in ids:
+            row = rows.get(key_id)
+            if row is None:
+                if self._now - self.vault.created_at(key_id) < orphan_age:
+                    continue  # perhaps a submission still being stored
+            elif row.destroyed_at is None:
+                continue
+            deleted += self.vault.destroy(key_id)
+        return deleted
 
     def rotate_kek(self, convenant_id: str) -> tuple[str, int]:
         """Replace the convenant's KEK and re-wrap every data key under the new one.
@@ -164,8 +218,8 @@ class Keyring:
             ):
                 context = f"data-key/{data_key.id}"
                 assert data_key.wrapped is not None
-                key = unwrap_key(old_secret, data_key.wrapped, context)
-                data_key.wrapped = wrap_key(new_secret, key, context)
+                key = unwrap_key(self._wrapping_key(data_key, old_secret), data_key.wrapped, context)
+                data_key.wrapped = wrap_key(self._wrapping_key(data_key, new_secret), key, context)
                 data_key.kek_kid = new.kid
                 rewrapped += 1
             self.session.flush()

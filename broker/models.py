@@ -101,6 +101,8 @@ class DataKey(Base):
     wrapped: Mapped[bytes | None] = mapped_column(LargeBinary)
     created_at: Mapped[dt.datetime]
     destroyed_at: Mapped[dt.datetime | None]
+    # Wrapped together with a share in the key vault (keys/vault.py); False for older keys.
+    vaulted: Mapped[bool] = mapped_column(default=False)
 
 
 class Submission(Base):
@@ -116,6 +118,8 @@ class Submission(Base):
     record_count: Mapped[int]
     data_key_id: Mapped[str] = mapped_column(ForeignKey("data_keys.id"))
     received_at: Mapped[dt.datetime]
+    # When its last record was purged (retention, ending, erasure); the row stays as a tombstone.
+    purged_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
 
 
 class Record(Base):
@@ -130,6 +134,8 @@ class Record(Base):
     pseudonym: Mapped[str] = mapped_column(String(64))
     pseudonym_kid: Mapped[str] = mapped_column(String(100))
     payload: Mapped[bytes] = mapped_column(LargeBinary)
+    # A correction names the record it replaces, as "<submission_id>/<seq>".
+    corrects: Mapped[str | None] = mapped_column(String(50), nullable=True)
 
 
 class Delivery(Base):
@@ -149,6 +155,8 @@ class Delivery(Base):
     acked_at: Mapped[dt.datetime | None]
     # A match delivery's counts of every group, with its quarter and result version.
     summary: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    # When its records were purged (retention, ending, erasure); the row stays as a tombstone.
+    purged_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
 
 
 class DeliveryRecord(Base):
@@ -395,3 +403,52 @@ class PartySuspension(Base):
     started_by: Mapped[str] = mapped_column(String(100))
     lifted_at: Mapped[dt.datetime | None]
     lifted_by: Mapped[str | None] = mapped_column(String(100))
+
+
+# -- lifecycle of a case: ending, rights, retention (issue 6) --------------------------------------
+
+
+class CaseEnding(Base):
+    """A party ended its case about a pupil, with one of the convenant's ending reasons."""
+
+    __tablename__ = "case_endings"
+    __table_args__ = (Index("ix_case_endings_subject", "convenant_id", "pseudonym"),)
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    convenant_id: Mapped[str] = mapped_column(String(100))
+    pseudonym: Mapped[str] = mapped_column(String(64))
+    party_id: Mapped[str] = mapped_column(String(100))
+    reason: Mapped[str] = mapped_column(String(60))
+    ended_at: Mapped[dt.datetime]
+    # The parties that received the pupil's data and got an end notice.
+    notified: Mapped[list] = mapped_column(JSON)
+
+
+class SubjectRestriction(Base):
+    """AVG art. 18: while active, nothing about this pupil is routed."""
+
+    __tablename__ = "subject_restrictions"
+    __table_args__ = (Index("ix_subject_restrictions_subject", "convenant_id", "pseudonym"),)
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    convenant_id: Mapped[str] = mapped_column(String(100))
+    pseudonym: Mapped[str] = mapped_column(String(64))
+    requested_by: Mapped[str] = mapped_column(String(100))
+    reason: Mapped[str] = mapped_column(Text)
+    started_at: Mapped[dt.datetime]
+    lifted_at: Mapped[dt.datetime | None]
+    lifted_by: Mapped[str | None] = mapped_column(String(100))
+
+
+class SubjectRequest(Base):
+    """A data subject's request (AVG art. 15-21) as received by a party, and where it was forwarded."""
+
+    __tablename__ = "subject_requests"
+    __table_args__ = (Index("ix_subject_requests_subject", "convenant_id", "pseudonym"),)
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    convenant_id: Mapped[str] = mapped_column(String(100))
+    pseudonym: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(20))
+    received_by: Mapped[str] = mapped_column(String(100))
+    received_at: Mapped[dt.datetime]
+    registered_at: Mapped[dt.datetime]
+    forwarded_to: Mapped[list] = mapped_column(JSON)
+    note: Mapped[str | None] = mapped_column(Text)

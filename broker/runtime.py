@@ -12,6 +12,7 @@ from broker.errors import NotFound
 from broker.extensions import db
 from broker.keyring import Keyring
 from keys.master import load_master_key
+from keys.vault import KeyVault
 from schemas.convenant import Convenant, load_convenants
 from schemas.register import Register, build_register
 from schemas.validation import RecordValidator
@@ -75,4 +76,8 @@ def master_key() -> bytes:
 
 def keyring() -> Keyring:
     """The keyring bound to this request's database session."""
-    return Keyring(db.session, master_key(), current_app.extensions["broker.key_cache"], now())
+    return Keyring(db.session, master_key(), current_app.extensions["broker.key_cache"], now(), key_vault())
+
+
+def key_vault() -> KeyVault:
+    return KeyVault(current_app.config["KEY_VAULT_DIR"])

@@ -1,5 +1,5 @@
 """Run due matches, queue reminders, move breaches on and deliver the outbox: once (`tick`) or every
-minute (`Scheduler`).
+minute (`Scheduler`). The Scheduler also purges what is past its retention, once an hour.
 
 `broker serve` starts a Scheduler; cron can call `broker match run-due` instead or as well: the
 quarter lock, row locks on open breaches and the outbox's unique keys make concurrent runners harmless.
@@ -7,6 +7,7 @@ quarter lock, row locks on open breaches and the outbox's unique keys make concu
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,11 +19,12 @@ from audit.entry import Actor
 from broker import mail, runtime
 from broker.auditing import Recorder, commit_audited
 from broker.extensions import db
-from broker.services import breaches, matching, outbox, quarters
+from broker.services import breaches, matching, outbox, quarters, retention
 
 log = structlog.get_logger("broker.scheduler")
 
 DEFAULT_INTERVAL = 60.0
+RETENTION_INTERVAL = dt.timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -83,10 +85,17 @@ class Scheduler(threading.Thread):
     def run(self) -> None:
         # Its own app, so its own engine: no connection is shared with (or forked into) a worker.
         app = self._create_app()
+        last_retention: dt.datetime | None = None
         while True:
             try:
                 with app.app_context():
                     result = tick()
+                    now = runtime.now()
+                    if last_retention is None or now - last_retention >= RETENTION_INTERVAL:
+                        last_retention = now
+                        purged = retention.run_retention(db.session, runtime.keyring(), runtime.convenants(), now)
+                        if purged.total or purged.shares_deleted:
+                            log.info("retention run", purged=purged.total, keys=purged.keys_destroyed)
                 if result.runs or result.reminders or result.delivered or result.breaches:
                     log.info(
                         "scheduler tick",

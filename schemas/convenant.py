@@ -113,6 +113,17 @@ class BreachRules:
 
 
 @dataclass(frozen=True)
+class RetentionRules:
+    """How long the broker, a transit store, holds what it routes (the parties keep their own files)."""
+
+    delivery_after_ack: dt.timedelta
+    delivery_max: dt.timedelta
+    lists_until_next_match: bool
+    ended_immediately: bool
+    source: str = ""
+
+
+@dataclass(frozen=True)
 class Convenant:
     id: str
     version: str
@@ -131,6 +142,7 @@ class Convenant:
     raw: MappingProxyType[str, Any] = field(repr=False)
     quarterly: Quarterly | None = None
     breach: BreachRules | None = None
+    retention: RetentionRules | None = None
 
     def party(self, party_id: str) -> Party | None:
         return next((p for p in self.parties if p.id == party_id), None)
@@ -258,6 +270,7 @@ def parse_convenant(data: dict[str, Any], digest: str = "") -> Convenant:
             raw=MappingProxyType(data),
             quarterly=_quarterly(data.get("quarterly")),
             breach=_breach(data.get("breach")),
+            retention=_retention(data.get("retention")),
         )
     except KeyError as e:
         raise ConvenantError(f"missing key {e}") from e
@@ -337,6 +350,33 @@ def _breach(data: dict[str, Any] | None) -> BreachRules | None:
         ap_within=hours["ap_within_hours"],
         ap_source=str(data.get("ap_source", "")),
         required_facts=_strings(data.get("required_facts", []), "breach required_facts"),
+    )
+
+
+def _retention(data: dict[str, Any] | None) -> RetentionRules | None:
+    """Parse the `[retention]` section; the words it accepts are the only policies the broker knows."""
+    if data is None:
+        return None
+    days = {}
+    for key in ("delivery_days_after_ack", "delivery_max_days"):
+        value = data.get(key)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise ConvenantError(f"retention {key} must be a whole number of days, 0 or more")
+        days[key] = dt.timedelta(days=value)
+    if days["delivery_max_days"] < days["delivery_days_after_ack"]:
+        raise ConvenantError("retention delivery_max_days must not be shorter than delivery_days_after_ack")
+    lists = data.get("quarterly_lists", "until_next_match")
+    ended = data.get("ended_cases", "immediately")
+    if lists != "until_next_match":
+        raise ConvenantError('retention quarterly_lists must be "until_next_match"')
+    if ended != "immediately":
+        raise ConvenantError('retention ended_cases must be "immediately"')
+    return RetentionRules(
+        delivery_after_ack=days["delivery_days_after_ack"],
+        delivery_max=days["delivery_max_days"],
+        lists_until_next_match=True,
+        ended_immediately=True,
+        source=str(data.get("source", "")),
     )
 
 

@@ -114,6 +114,7 @@ def app_config(database_url: str, clock: Clock, tmp_path: Path) -> dict[str, Any
         "MASTER_KEY": base64.b64encode(os.urandom(32)).decode(),
         "CLOCK": clock,
         "LOG_FILE": str(tmp_path / "broker.log"),
+        "KEY_VAULT_DIR": str(tmp_path / "vault"),
     }
 
 

@@ -1,0 +1,177 @@
+"""Purging with crypto-shredding: the one way the broker forgets personal data.
+
+Records are sealed with a data key per submission. Purging some records of a submission re-seals
+the others under a new data key and destroys the old one; purging the last record destroys the key.
+Either way no remaining key opens a purged payload, and because a data key also needs its share in
+the key vault (outside the database), a copy of the database taken before the purge cannot open it
+either. The submission and delivery rows stay as tombstones (counts and times, no payload).
+
+Each purge writes one audit entry per pupil (the pseudonym, never a payload) through the caller's
+`Recorder`; the caller commits with `commit_audited`, then calls `Keyring.sweep_vault`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from sqlalchemy import delete, func, select, tuple_, update
+from sqlalchemy.orm import Session
+
+from broker import auditing
+from broker.auditing import Recorder
+from broker.keyring import Keyring
+from broker.models import Delivery, DeliveryRecord, Record, Submission
+from keys.envelope import Sealer
+
+RecordKey = tuple[str, int]  # (submission_id, seq)
+CHUNK = 500
+
+
+@dataclass(frozen=True)
+class PurgeResult:
+    records: int
+    submissions_emptied: int
+    keys_destroyed: int
+
+
+def _chunks(items: list[RecordKey]) -> Iterable[list[RecordKey]]:
+    for i in range(0, len(items), CHUNK):
+        yield items[i : i + CHUNK]
+
+
+def purge_records(
+    session: Session,
+    keyring: Keyring,
+    keys: Iterable[RecordKey],
+    recorder: Recorder,
+    now: dt.datetime,
+    *,
+    reason: str,
+    attributes: dict[str, object] | None = None,
+) -> PurgeResult:
+    """Delete the records `keys` and make their payloads undecryptable; audited per pupil."""
+    wanted: dict[str, set[int]] = defaultdict(set)
+    for submission_id, seq in keys:
+        wanted[submission_id].add(seq)
+    purged = emptied = destroyed = 0
+    touched: set[str] = set()
+    for submission_id, seqs in sorted(wanted.items()):
+        submission = session.get(Submission, submission_id, with_for_update=True)
+        if submission is None:
+            continue
+        rows = session.execute(
+            select(Record.seq, Record.pseudonym, Record.category, Record.payload)
+            .where(Record.submission_id == submission_id)
+            .order_by(Record.seq)
+        ).all()
+        going = [r for r in rows if r.seq in seqs]
+        if not going:
+            continue
+        staying = [r for r in rows if r.seq not in seqs]
+        old_key_id = submission.data_key_id
+        if staying:
+            _reseal(session, keyring, submission, staying)
+        else:
+            submission.purged_at = now
+            emptied += 1
+        doomed = [(submission_id, r.seq) for r in going]
+        for chunk in _chunks(doomed):
+            touched.update(
+                session.scalars(
+                    select(DeliveryRecord.delivery_id)
+                    .where(tuple_(DeliveryRecord.submission_id, DeliveryRecord.seq).in_(chunk))
+                    .distinct()
+                )
+            )
+            session.execute(
+                delete(DeliveryRecord).where(tuple_(DeliveryRecord.submission_id, DeliveryRecord.seq).in_(chunk))
+            )
+            session.execute(delete(Record).where(tuple_(Record.submission_id, Record.seq).in_(chunk)))
+        keyring.destroy_data_key(old_key_id)
+        destroyed += 1
+        purged += len(going)
+        by_category: dict[str, list[str]] = defaultdict(list)
+        for row in going:
+            by_category[row.category].append(row.pseudonym)
+        for category, subjects in sorted(by_category.items()):
+            recorder.add(
+                "record.purged",
+                _activity(submission),
+                subjects=subjects,
+                parties=[submission.party_id],
+                convenant_id=submission.convenant_id,
+                attributes={
+                    "submission_id": submission_id,
+                    "reason": reason,
+                    "category": category,
+                    "data_key_destroyed": old_key_id,
+                    **(attributes or {}),
+                },
+            )
+    session.flush()
+    _tombstone_empty_deliveries(session, sorted(touched), now)
+    return PurgeResult(purged, emptied, destroyed)
+
+
+def _activity(submission: Submission) -> str:
+    try:
+        return auditing.activity(submission.convenant_id, submission.kind)
+    except LookupError:  # a correction or notice is part of the case exchange
+        return auditing.activity(submission.convenant_id, "case")
+
+
+def _reseal(session: Session, keyring: Keyring, submission: Submission, staying: list) -> None:  # type: ignore[type-arg]
+    """Seal the records that stay under a fresh data key (same AAD: submission id and seq)."""
+    old = Sealer(keyring.data_key(submission.data_key_id))
+    row, key = keyring.new_data_key(submission.convenant_id)
+    session.flush()
+    new = Sealer(key)
+    for record in staying:
+        aad = f"{submission.id}/{record.seq}".encode()
+        session.execute(
+            update(Record)
+            .where(Record.submission_id == submission.id, Record.seq == record.seq)
+            .values(payload=new.seal(old.open(record.payload, aad), aad))
+        )
+    submission.data_key_id = row.id
+
+
+def _tombstone_empty_deliveries(session: Session, delivery_ids: list[str], now: dt.datetime) -> None:
+    """A delivery none of whose records remain is marked purged (a match summary keeps its counts)."""
+    linked = select(DeliveryRecord.delivery_id).where(DeliveryRecord.delivery_id == Delivery.id).exists()
+    for i in range(0, len(delivery_ids), CHUNK):
+        session.execute(
+            update(Delivery)
+            .where(Delivery.id.in_(delivery_ids[i : i + CHUNK]), Delivery.purged_at.is_(None), ~linked)
+            .values(purged_at=now)
+            .execution_options(synchronize_session=False)
+        )
+
+
+def records_of_subject(session: Session, convenant_id: str, pseudonym: str) -> list[RecordKey]:
+    """Every record the broker still holds about one pupil in one convenant."""
+    rows = session.execute(
+        select(Record.submission_id, Record.seq)
+        .join(Submission, Submission.id == Record.submission_id)
+        .where(Submission.convenant_id == convenant_id, Record.pseudonym == pseudonym)
+    ).all()
+    return [(r.submission_id, r.seq) for r in rows]
+
+
+def held_count(session: Session, convenant_id: str | None = None) -> int:
+    query = select(func.count()).select_from(Record).join(Submission, Submission.id == Record.submission_id)
+    if convenant_id:
+        query = query.where(Submission.convenant_id == convenant_id)
+    return int(session.scalar(query) or 0)
+
+
+def commit_purge(session: Session, keyring: Keyring, recorder: Recorder) -> None:
+    """Commit a purge with its audit entries, then delete the vault shares of the destroyed keys.
+
+    The shares go only after the commit: a rollback must never leave a row whose share is gone.
+    """
+    auditing.commit_audited(session, recorder)
+    keyring.sweep_vault()
