@@ -353,6 +353,7 @@ def main() -> None:
             "MASTER_KEY": base64.b64encode(os.urandom(32)).decode(),
             "LOG_LEVEL": "WARNING",
             "LOG_FILE": str(Path(tmpdir) / "broker.log"),
+            "KEY_VAULT_DIR": str(Path(tmpdir) / "vault"),
         })
         init = app.test_cli_runner().invoke(args=["init"])
         assert init.exit_code == 0, init.output

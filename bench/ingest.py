@@ -54,6 +54,7 @@ def measure_api(records: list[dict], url: str, tmp: Path) -> float:
         "TESTING": True,
         "DATABASE_URL": url,
         "MASTER_KEY": base64.b64encode(os.urandom(32)).decode(),
+        "KEY_VAULT_DIR": str(tmp / "vault"),
         "LOG_LEVEL": "WARNING",
     })
     upgrade(url)
