@@ -215,8 +215,8 @@ def init_app(app: Flask) -> None:
     from broker.breach_cli import breaches_group
     from broker.contacts import contacts_group
     from broker.demo import demo_group
-    from broker.retention_cli import retention_group
     from broker.match_cli import match_group, webhooks_group
+    from broker.retention_cli import retention_group
     from broker.users import users_group
 
     for command in (

@@ -102,7 +102,9 @@ def test_impact_of_a_delivery_matches_what_the_audit_says_was_delivered(
         created = [json.loads(r.canonical) for r in rows]
     subjects = {e["data_subject_id"] for e in created if e["attributes"]["delivery_id"] == delivery_id}
     assert len(subjects) == impact["data_subjects"]
-    concerned = {e["data_subject_id"] for e in entries_of(app, response.json["id"]) if e["name"] == "breach.subject_concerned"}
+    concerned = {
+        e["data_subject_id"] for e in entries_of(app, response.json["id"]) if e["name"] == "breach.subject_concerned"
+    }
     assert concerned == subjects
     # The RBL is the party to inform; De Liemers reported it.
     roles = {p["party_id"]: p["role"] for p in response.json["parties"]}
@@ -160,7 +162,9 @@ def test_a_report_names_every_missing_or_wrong_field(clock: Clock, rbl: Party, d
     assert ("ernst", "not_allowed") in errors
 
 
-def test_a_bsn_in_the_description_is_refused_and_not_echoed(clock: Clock, rbl: Party, delivered: dict[str, Any]) -> None:
+def test_a_bsn_in_the_description_is_refused_and_not_echoed(
+    clock: Clock, rbl: Party, delivered: dict[str, Any]
+) -> None:
     bsn = make_bsn(7)
     response = report(rbl, clock, {"submissions": [delivered["submission"]]}, description=f"Lijst met {bsn} gelekt")
     assert response.status_code == 422
@@ -224,7 +228,12 @@ def test_an_ambiguous_local_time_is_refused(clock: Clock, rbl: Party, delivered:
 
 
 def test_lifecycle_from_report_to_close_with_every_step_audited(
-    app: Any, runner: Any, clock: Clock, rbl: Party, liemers: Party, delivered: dict[str, Any],
+    app: Any,
+    runner: Any,
+    clock: Clock,
+    rbl: Party,
+    liemers: Party,
+    delivered: dict[str, Any],
     webhook_receiver: WebhookReceiver,
 ) -> None:
     set_hook(runner, RBL, webhook_receiver.url)
@@ -256,7 +265,8 @@ def test_lifecycle_from_report_to_close_with_every_step_audited(
     refused = liemers.post(f"{url}/close", json={"measures": "Ontvanger heeft de mail aantoonbaar verwijderd."})
     assert refused.status_code == 409
     assert {e["field"] for e in refused.json["errors"]} == {
-        f"parties.{LIEMERS}.ap_decision", f"parties.{RBL}.ap_decision",
+        f"parties.{LIEMERS}.ap_decision",
+        f"parties.{RBL}.ap_decision",
     }
     reported = liemers.post(
         f"{url}/ap-decisions",
@@ -267,7 +277,10 @@ def test_lifecycle_from_report_to_close_with_every_step_audited(
     assert not_reported.status_code == 422 and not_reported.json["errors"][0]["field"] == "reasoning"
     reasoned = rbl.post(
         f"{url}/ap-decisions",
-        json={"reported_to_ap": False, "reasoning": "Geen risico: de ontvanger is een collega-instelling die verwijderde."},
+        json={
+            "reported_to_ap": False,
+            "reasoning": "Geen risico: de ontvanger is een collega-instelling die verwijderde.",
+        },
     )
     assert reasoned.status_code == 201
     assert rbl.post(f"{url}/close", json={"measures": "x"}).status_code == 403  # only the reporter closes
@@ -279,12 +292,19 @@ def test_lifecycle_from_report_to_close_with_every_step_audited(
 
     names = [e["name"] for e in entries_of(app, breach["id"])]
     for step in (
-        "breach.reported", "breach.party_notified", "breach.acknowledged", "breach.ap_decision",
-        "breach.closed", "breach.state_changed",
+        "breach.reported",
+        "breach.party_notified",
+        "breach.acknowledged",
+        "breach.ap_decision",
+        "breach.closed",
+        "breach.state_changed",
     ):
         assert step in names, step
-    states = [(e["attributes"]["from"], e["attributes"]["to"]) for e in entries_of(app, breach["id"])
-              if e["name"] == "breach.state_changed"]
+    states = [
+        (e["attributes"]["from"], e["attributes"]["to"])
+        for e in entries_of(app, breach["id"])
+        if e["name"] == "breach.state_changed"
+    ]
     assert states == [("gemeld", "genotificeerd"), ("genotificeerd", "bevestigd"), ("bevestigd", "gesloten")]
     # It stays in the register, with both decisions.
     register = liemers.get("/api/v1/breaches", headers={"Accept": "text/csv"}).get_data(as_text=True)
@@ -292,12 +312,29 @@ def test_lifecycle_from_report_to_close_with_every_step_audited(
 
 
 def test_overdue_breach_escalates_once_to_parties_and_officers(
-    app: Any, runner: Any, clock: Clock, rbl: Party, liemers: Party, delivered: dict[str, Any],
-    webhook_receiver: WebhookReceiver, smtp_server: SmtpServer,
+    app: Any,
+    runner: Any,
+    clock: Clock,
+    rbl: Party,
+    liemers: Party,
+    delivered: dict[str, Any],
+    webhook_receiver: WebhookReceiver,
+    smtp_server: SmtpServer,
 ) -> None:
     app.config.update(SMTP_HOST=smtp_server.host, SMTP_PORT=smtp_server.port)
-    officer = runner.invoke(args=["users", "add", "fg-broker", "--role", "broker-officer", "--password",
-                                  "correct horse battery staple", "--email", "fg@broker.example"])
+    officer = runner.invoke(
+        args=[
+            "users",
+            "add",
+            "fg-broker",
+            "--role",
+            "broker-officer",
+            "--password",
+            "correct horse battery staple",
+            "--email",
+            "fg@broker.example",
+        ]
+    )
     assert officer.exit_code == 0, officer.output
     set_hook(runner, LIEMERS, webhook_receiver.url)
     response = report(liemers, clock, {"deliveries": [delivered["deliveries"][LIEMERS]]})
@@ -333,7 +370,12 @@ def test_overdue_breach_escalates_once_to_parties_and_officers(
 
 
 def test_ap_decisions_have_their_own_72_hour_clock(
-    app: Any, runner: Any, clock: Clock, rbl: Party, liemers: Party, delivered: dict[str, Any],
+    app: Any,
+    runner: Any,
+    clock: Clock,
+    rbl: Party,
+    liemers: Party,
+    delivered: dict[str, Any],
     webhook_receiver: WebhookReceiver,
 ) -> None:
     set_hook(runner, RBL, webhook_receiver.url)
@@ -393,8 +435,9 @@ def test_notice_by_email_states_the_four_required_facts(
     assert response.json["deadline_local"] in body
     assert make_bsn(1) not in body
     refresh_token(liemers, clock)
-    rbl_row = next(p for p in liemers.get(f"/api/v1/breaches/{response.json['id']}").json["parties"]
-                   if p["party_id"] == RBL)
+    rbl_row = next(
+        p for p in liemers.get(f"/api/v1/breaches/{response.json['id']}").json["parties"] if p["party_id"] == RBL
+    )
     assert rbl_row["notified_via"] == "email"
 
 
@@ -470,7 +513,9 @@ def test_closing_lifts_the_containment_and_a_closed_breach_stays_in_the_register
     for party in (rbl, liemers):
         decided = party.post(f"{url}/ap-decisions", json={"reported_to_ap": False, "reasoning": "Laag risico."})
         assert decided.status_code == 201, decided.json
-    assert rbl.post(f"{url}/close", json={"measures": "Verbinding afgesloten, wachtwoorden vervangen."}).status_code == 200
+    assert (
+        rbl.post(f"{url}/close", json={"measures": "Verbinding afgesloten, wachtwoorden vervangen."}).status_code == 200
+    )
     assert liemers.get("/api/v1/deliveries").status_code == 200
     register = runner.invoke(args=["breaches", "register"])
     assert register.exit_code == 0 and "Laag risico." in register.output and "gesloten" in register.output

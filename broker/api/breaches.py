@@ -5,18 +5,16 @@ A suspended party (containment) can still use these endpoints: it must be able t
 
 from __future__ import annotations
 
-import csv
-import io
-from collections.abc import Iterator
 from typing import Any
 
-from flask import Response, request, stream_with_context
+from flask import request
 from flask_smorest import Blueprint
 
 from broker import runtime
 from broker.api import breach_input as inputs
 from broker.auditing import commit_audited, request_recorder
 from broker.auth import allow_suspended, current_caller, require_token
+from broker.csvio import csv_download
 from broker.errors import BadRequest, Forbidden, NotFound
 from broker.extensions import db
 from broker.models import Breach
@@ -182,29 +180,9 @@ def list_breaches() -> Any:
     best = request.accept_mimetypes.best_match(["application/json", "text/csv"], default="application/json")
     if best == "text/csv":
         shown = {v["id"] for v in views}
-        return register_csv(service.register_rows(session, [b for b in rows if b.id in shown], convenants, now))
+        register = service.register_rows(session, [b for b in rows if b.id in shown], convenants, now)
+        return csv_download(register, service.REGISTER_COLUMNS, "datalekkenregister.csv")
     return {"breaches": views}
-
-
-def register_csv(rows: Any, filename: str = "datalekkenregister.csv") -> Response:
-    """The breach register as a CSV download (`;`-separated, as Dutch spreadsheets expect)."""
-
-    def chunks() -> Iterator[str]:
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=service.REGISTER_COLUMNS, delimiter=";")
-        writer.writeheader()
-        for row in rows:
-            writer.writerow(row)
-            yield buffer.getvalue()
-            buffer.seek(0)
-            buffer.truncate()
-        yield buffer.getvalue()
-
-    return Response(
-        stream_with_context(chunks()),
-        mimetype="text/csv",
-        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
-    )
 
 
 @blp.route("/<breach_id>", methods=["GET"])

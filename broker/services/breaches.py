@@ -498,7 +498,7 @@ def _escalate(
 ) -> None:
     """The deadline passed without every acknowledgement: alert every party and the privacy officers."""
     missing = [
-        {"party_id": p.party_id, "name": _party_name(convenant, p.party_id)}
+        {"party_id": p.party_id, "name": party_name(convenant, p.party_id)}
         for p in parties
         if p.role == AFFECTED and p.acknowledged_at is None
     ]
@@ -605,7 +605,7 @@ def _escalate_ap_decisions(
         if party.ap_reported is not None or party.ap_escalated_at is not None:
             continue
         party.ap_escalated_at = now
-        extra = {"missing_ap_decisions": [{"party_id": party.party_id, "name": _party_name(convenant, party.party_id)}]}
+        extra = {"missing_ap_decisions": [{"party_id": party.party_id, "name": party_name(convenant, party.party_id)}]}
         notify(session, breach, convenant, party.party_id, "breach.ap_overdue", now, extra)
         _alert_officers(session, breach, convenant, [party], "breach.ap_overdue", now, extra)
         _event(session, breach, recorder, now, "ap_overdue", {"party_id": party.party_id})
@@ -625,7 +625,7 @@ def _digest(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()[:16]
 
 
-def _party_name(convenant: Convenant, party_id: str | None) -> str:
+def party_name(convenant: Convenant, party_id: str | None) -> str:
     if party_id is None:
         return "de broker"
     party = convenant.party(party_id)
@@ -650,7 +650,7 @@ def notice_payload(
         "convenant_id": convenant.id,
         "convenant_title": convenant.title,
         "reporting_party": breach.reporting_party_id,
-        "reporting_party_name": _party_name(convenant, breach.reporting_party_id),
+        "reporting_party_name": party_name(convenant, breach.reporting_party_id),
         "state": breach.state,
         "detected_at": breach.detected_at.isoformat(),
         "detected_at_local": local_text(breach.detected_at),
@@ -664,7 +664,7 @@ def notice_payload(
         "data_subject_categories": impact.get("data_subject_categories", []),
         "data_subjects": impact.get("data_subjects", 0),
         "parties": [
-            {"party_id": p.party_id, "name": _party_name(convenant, p.party_id), "role": p.role} for p in parties
+            {"party_id": p.party_id, "name": party_name(convenant, p.party_id), "role": p.role} for p in parties
         ],
         "acknowledge_url": public_url(f"/api/v1/breaches/{breach.id}/acknowledgements"),
         **(extra or {}),
@@ -896,7 +896,7 @@ def close(
         _error(
             f"parties.{p.party_id}.ap_decision",
             "ap_decision_missing",
-            f"{_party_name(convenant, p.party_id)} heeft nog niet vastgelegd of het datalek aan de AP is gemeld.",
+            f"{party_name(convenant, p.party_id)} heeft nog niet vastgelegd of het datalek aan de AP is gemeld.",
         )
         for p in parties
         if p.ap_reported is None
@@ -923,7 +923,7 @@ def close(
         "ap_decisions": [
             {
                 "party_id": p.party_id,
-                "name": _party_name(convenant, p.party_id),
+                "name": party_name(convenant, p.party_id),
                 "reported_to_ap": bool(p.ap_reported),
                 "ap_reference": p.ap_reference,
                 "reasoning": p.ap_reasoning,
@@ -1117,7 +1117,7 @@ def _party_view(breach: Breach, party: BreachParty, convenant: Convenant, now: d
         }
     return {
         "party_id": party.party_id,
-        "name": _party_name(convenant, party.party_id),
+        "name": party_name(convenant, party.party_id),
         "role": party.role,
         "notified_at": _iso(party.notified_at),
         "notified_via": party.notified_via,
