@@ -49,7 +49,7 @@ def fresh_database(url: str | None, tmp: Path) -> str:
     return f"sqlite:///{tmp / f'bench-{uuid.uuid4().hex[:8]}.db'}"
 
 
-def measure_api(records: list[dict], url: str, tmp: Path) -> float:
+def measure_api(records: list[dict], url: str, tmp: Path, kind: str = "quarterly_list") -> float:
     app = create_app({
         "TESTING": True,
         "DATABASE_URL": url,
@@ -78,7 +78,8 @@ def measure_api(records: list[dict], url: str, tmp: Path) -> float:
         "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
         "client_assertion": assertion,
     }).json["access_token"]
-    body = json.dumps({"kind": "quarterly_list", "quarter": "2026-Q4", "records": records})
+    quarter = {"quarter": "2026-Q4"} if kind == "quarterly_list" else {}
+    body = json.dumps({"kind": kind, "records": records, **quarter})
     started = time.perf_counter()
     response = http.post(
         f"/api/v1/convenants/{CONVENANT}/submissions",

@@ -159,14 +159,14 @@ class ImpactCount:
             self.parties[party][how][category].add(subject)
 
 
-def _flows(name: str, row: AuditEntryRow, attributes: dict[str, Any]) -> list[tuple[str | None, str]]:
+def _flows(name: str, actor_party: str | None, attributes: dict[str, Any]) -> list[tuple[str | None, str]]:
     """Which party did what (sent, received, fetched) according to one per-pupil entry."""
     if name == "record.received":
-        return [(row.actor_party, SENT)]
+        return [(actor_party, SENT)]
     if name == "delivery.created":
-        return [(row.actor_party, SENT), (attributes.get("recipient"), RECEIVED)]
+        return [(actor_party, SENT), (attributes.get("recipient"), RECEIVED)]
     if name == "delivery.fetched":
-        return [(row.actor_party, FETCHED)]
+        return [(actor_party, FETCHED)]
     if name == "match.record_disclosed":
         return [(attributes.get("from"), SENT), (attributes.get("to"), RECEIVED)]
     return []
@@ -190,7 +190,9 @@ def compute_impact(
     Returns the impact (counts only) and the pseudonyms concerned (for per-pupil audit entries).
     """
     size = session.scalar(select(func.count()).select_from(AuditEntryRow)) or 0
-    query = select(AuditEntryRow).where(
+    query = select(
+        AuditEntryRow.name, AuditEntryRow.actor_party, AuditEntryRow.data_subject_id, AuditEntryRow.canonical
+    ).where(
         AuditEntryRow.convenant_id == convenant.id,
         AuditEntryRow.name.in_(IMPACT_ENTRIES),
         AuditEntryRow.data_subject_id.is_not(None),
@@ -204,7 +206,7 @@ def compute_impact(
     submissions, deliveries = set(scope.submissions), set(scope.deliveries)
     match_runs = _match_runs_of(session, scope.deliveries) if deliveries else {}
     count = ImpactCount()
-    for row in session.execute(query.execution_options(yield_per=5000)).scalars():
+    for row in session.execute(query.execution_options(yield_per=5000)):
         if subject_filter and row.data_subject_id not in subject_filter:
             continue
         entry = json.loads(row.canonical)
@@ -216,7 +218,7 @@ def compute_impact(
             if run is None or (attributes.get("from"), attributes.get("to")) != run:
                 continue
         category = str(attributes.get("category") or "onbekend")
-        for party, how in _flows(row.name, row, attributes):
+        for party, how in _flows(row.name, row.actor_party, attributes):
             count.add(party, how, category, str(row.data_subject_id))
     return _impact_document(convenant, count, size, now), count.subjects
 
