@@ -8,7 +8,7 @@ from flask import Response, request
 from flask_smorest import Blueprint
 
 from broker import runtime
-from broker.auditing import activity, commit_audited, request_recorder
+from broker.auditing import commit_audited, request_recorder
 from broker.auth import current_caller, require_token
 from broker.csvio import render_records
 from broker.extensions import db
@@ -77,7 +77,7 @@ def ack_delivery(delivery_id: str) -> dict[str, Any]:
     recorder = request_recorder(caller.actor)
     recorder.add(
         "delivery.acked",
-        activity(delivery.convenant_id, delivery.kind),
+        deliveries.delivery_activity(delivery),
         root=True,
         parties=[delivery.sender_party_id],
         convenant_id=delivery.convenant_id,

@@ -64,10 +64,26 @@ def get_own_delivery(session: Session, party_id: str, delivery_id: str) -> Deliv
     return delivery
 
 
+def delivery_activity(delivery: Delivery) -> str:
+    """The processing activity of a delivery; a correction or end notice is part of the case exchange."""
+    try:
+        return auditing.activity(delivery.convenant_id, delivery.kind)
+    except LookupError:
+        return auditing.activity(delivery.convenant_id, "case")
+
+
 def open_records(session: Session, keyring: Keyring, delivery: Delivery) -> tuple[list[str], list[dict[str, Any]]]:
     """Decrypt the records of a delivery, in submission order; also return their pseudonyms."""
+    opened = _open(session, keyring, delivery)
+    return [pseudonym for pseudonym, _, _ in opened], [record for _, _, record in opened]
+
+
+def _open(session: Session, keyring: Keyring, delivery: Delivery) -> list[tuple[str, str, dict[str, Any]]]:
+    """(pseudonym, stored category, decrypted record) of each record of a delivery, in submission order."""
     rows = session.execute(
-        select(Record.submission_id, Record.seq, Record.payload, Submission.data_key_id, Record.pseudonym)
+        select(
+            Record.submission_id, Record.seq, Record.payload, Submission.data_key_id, Record.pseudonym, Record.category
+        )
         .join(
             DeliveryRecord, (DeliveryRecord.submission_id == Record.submission_id) & (DeliveryRecord.seq == Record.seq)
         )
@@ -76,15 +92,13 @@ def open_records(session: Session, keyring: Keyring, delivery: Delivery) -> tupl
         .order_by(Record.submission_id, Record.seq)
     ).all()
     sealers: dict[str, Sealer] = {}
-    records = []
-    pseudonyms = []
-    for submission_id, seq, payload, data_key_id, pseudonym in rows:
+    opened = []
+    for submission_id, seq, payload, data_key_id, pseudonym, category in rows:
         if data_key_id not in sealers:
             sealers[data_key_id] = Sealer(keyring.data_key(data_key_id))
         plaintext = sealers[data_key_id].open(payload, f"{submission_id}/{seq}".encode())
-        records.append(json.loads(plaintext))
-        pseudonyms.append(pseudonym)
-    return pseudonyms, records
+        opened.append((pseudonym, category, json.loads(plaintext)))
+    return opened
 
 
 def fetch_for_recipient(
@@ -92,15 +106,18 @@ def fetch_for_recipient(
 ) -> list[dict[str, Any]]:
     """Open a delivery for its recipient: decrypt it, mark it fetched, and record who learned
     about whom (one audit entry per pupil). The caller commits with `commit_audited`."""
-    subjects, records = open_records(session, keyring, delivery)
+    opened = _open(session, keyring, delivery)
+    records = [record for _, _, record in opened]
     mark_fetched(delivery, now)
+    uri = delivery_activity(delivery)
     by_category: dict[str, list[str]] = {}
-    for subject, record in zip(subjects, records, strict=True):
-        by_category.setdefault(str(record.get("category")), []).append(subject)
+    # The stored category: an end notice carries none in its payload.
+    for subject, category, _ in opened:
+        by_category.setdefault(category, []).append(subject)
     for category, group in sorted(by_category.items()):
         recorder.add(
             "delivery.fetched",
-            auditing.activity(delivery.convenant_id, delivery.kind),
+            uri,
             subjects=group,
             parties=[delivery.sender_party_id],
             convenant_id=delivery.convenant_id,
@@ -109,7 +126,7 @@ def fetch_for_recipient(
     if not records:  # an empty delivery is still opened, and that is recorded too
         recorder.add(
             "delivery.fetched",
-            auditing.activity(delivery.convenant_id, delivery.kind),
+            uri,
             parties=[delivery.sender_party_id],
             convenant_id=delivery.convenant_id,
             attributes={"delivery_id": delivery.id, "records": 0},

@@ -23,6 +23,7 @@ from audit.entry import Actor
 from broker.auditing import Recorder, activity, commit_audited
 from broker.models import Delivery, DeliveryRecord, MatchRun
 from broker.services.quarters import deadline_at, latest_lists, match_runs, required_parties
+from broker.services.submission import restricted_subjects
 from schemas.convenant import Convenant, Party
 
 log = structlog.get_logger("broker.matching")
@@ -246,6 +247,15 @@ def run_due(session: Session, convenants: dict[str, Convenant], now: dt.datetime
     return runs
 
 
+def _leave_out(result: PairResult, restricted: set[str]) -> None:
+    """A pupil under restriction (AVG art. 18) is neither compared nor disclosed to anyone."""
+    for groups in (result.same, result.different, result.only_a, result.only_b):
+        for key in list(groups):
+            groups[key] = groups[key] - restricted
+            if not groups[key]:
+                del groups[key]
+
+
 def _match(
     session: Session,
     convenant: Convenant,
@@ -260,10 +270,13 @@ def _match(
     previous = (last.report or {}).get("deliveries", {}) if last else {}
     deliveries: dict[str, dict[str, str]] = {}
     pair_reports = []
+    restricted = restricted_subjects(session, convenant.id)
     for a, b, gemeenten in pairs(convenant, present):
         result = compare(
             load_side(session, a, run.inputs[a.id], gemeenten), load_side(session, b, run.inputs[b.id], gemeenten)
         )
+        if restricted:
+            _leave_out(result, restricted)
         for mine, theirs, lacking in ((a, b, result.only_b), (b, a, result.only_a)):
             delivery = _deliver(session, convenant, run, result, mine, theirs, lacking, previous, now)
             deliveries.setdefault(mine.id, {})[theirs.id] = delivery.id

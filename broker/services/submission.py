@@ -14,20 +14,23 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from broker import auditing
 from broker.auditing import Recorder
 from broker.errors import BadRequest, BrokerError, Forbidden, ValidationFailed
 from broker.keyring import Keyring
-from broker.models import Delivery, DeliveryRecord, Record, Submission
+from broker.models import Delivery, DeliveryRecord, Record, SubjectRestriction, Submission
 from broker.services.quarters import check_quarter, record_list
 from keys.envelope import Sealer
+from keys.pseudonym import Pseudonymiser
 from schemas.convenant import Convenant, Party
 from schemas.validation import RecordValidator, Violation
 
 KINDS = ("case", "quarterly_list")
+# The kinds whose records are forwarded as they arrive (a quarterly list waits for the match).
+ROUTED_KINDS = ("case", "correction")
 QUARTER = re.compile(r"^(\d{4})-Q([1-4])$")
 MAX_ERRORS = 1000
 
@@ -41,6 +44,7 @@ class Accepted:
     pseudonyms: list[str] = field(default_factory=list)
     routed: dict[str, list[int]] = field(default_factory=dict)
     categories: list[str] = field(default_factory=list)
+    withheld: list[int] = field(default_factory=list)  # records of restricted pupils: stored, not routed
 
     def by_category(self, seqs: Iterable[int]) -> dict[str, list[str]]:
         """The pseudonyms of the records `seqs`, grouped by category (the audit keeps the category)."""
@@ -61,6 +65,7 @@ class Accepted:
                 {"delivery_id": d.id, "recipient": d.recipient_party_id, "records": d.record_count}
                 for d in self.deliveries
             ],
+            "restricted": len(self.withheld),
         }
 
 
@@ -168,6 +173,19 @@ def submit(
     kind, quarter = check_envelope(kind, quarter)
     if kind == "quarterly_list":
         check_quarter(convenant, quarter)
+    valid = validate_records(convenant, validator, party, records, today, lines)
+    return store(session, keyring, convenant, party, client_id, kind, quarter, valid, now)
+
+
+def validate_records(
+    convenant: Convenant,
+    validator: RecordValidator,
+    party: Party,
+    records: Any,
+    today: dt.date,
+    lines: list[int] | None = None,
+) -> list[dict[str, Any]]:
+    """Check a list of records against the convenant and the party's rights; return them cleaned or raise."""
     if not isinstance(records, list) or not records:
         raise BadRequest(
             "Een aanlevering bevat een niet-lege lijst records.",
@@ -191,7 +209,7 @@ def submit(
             f"{len({v.record for v in violations})} van {len(records)} records voldoen niet; er is niets opgeslagen.",
             errors=_report(violations, lines),
         )
-    return _store(session, keyring, convenant, party, client_id, kind, quarter, valid, now)
+    return valid
 
 
 def _report(violations: list[Violation], lines: list[int] | None) -> list[dict[str, Any]]:
@@ -204,7 +222,24 @@ def _report(violations: list[Violation], lines: list[int] | None) -> list[dict[s
     return report
 
 
-def _store(
+def pseudonymise(pseudonymiser: Pseudonymiser, convenant: Convenant, records: list[dict[str, Any]]) -> list[str]:
+    """Return the pseudonym of the pupil of each validated record."""
+    subject_field = convenant.subject_id_field
+    return [pseudonymiser.pseudonymise_bsn(record[subject_field]) for record in records]
+
+
+def restricted_subjects(session: Session, convenant_id: str) -> set[str]:
+    """The pseudonyms under an active restriction (AVG art. 18): one query, however long the list."""
+    return set(
+        session.scalars(
+            select(SubjectRestriction.pseudonym).where(
+                SubjectRestriction.convenant_id == convenant_id, SubjectRestriction.lifted_at.is_(None)
+            )
+        )
+    )
+
+
+def store(
     session: Session,
     keyring: Keyring,
     convenant: Convenant,
@@ -214,7 +249,17 @@ def _store(
     quarter: str | None,
     records: list[dict[str, Any]],
     now: dt.datetime,
+    *,
+    pseudonyms: list[str] | None = None,
+    corrects: list[str] | None = None,
+    also_to: list[tuple[str, ...]] | None = None,
 ) -> Accepted:
+    """Seal and store validated records as one submission and route them.
+
+    A record of a routed kind goes to whoever the convenant's routing names for its gemeente, plus
+    `also_to[seq]` (the earlier recipients of a corrected record); a restricted pupil's record is
+    stored but goes to no one. `corrects[seq]` names the record a correction replaces.
+    """
     pseudonymiser = keyring.pseudonymiser(convenant.id)
     data_key, key = keyring.new_data_key(convenant.id)
     sealer = Sealer(key)
@@ -234,18 +279,20 @@ def _store(
     if kind == "quarterly_list":
         record_list(session, submission)
 
+    routes = kind in ROUTED_KINDS
+    restricted = restricted_subjects(session, convenant.id) if routes else set()
     rows: list[dict[str, Any]] = []
-    pseudonyms: list[str] = []
     categories: list[str] = []
+    withheld: list[int] = []
     routed: dict[str, list[int]] = defaultdict(list)
-    subject_field = convenant.subject_id_field
+    if pseudonyms is None:
+        pseudonyms = pseudonymise(pseudonymiser, convenant, records)
     recipients_by_gemeente: dict[str, tuple[str, ...]] = {}
     dumps = json.JSONEncoder(default=_json_default, ensure_ascii=False, separators=(",", ":")).encode
     prefix = submission.id + "/"
     for seq, record in enumerate(records):
         gemeente = _gemeente(record, convenant.gemeente_field)
-        pseudonym = pseudonymiser.pseudonymise_bsn(record[subject_field])
-        pseudonyms.append(pseudonym)
+        pseudonym = pseudonyms[seq]
         categories.append(record["category"])
         rows.append(
             {
@@ -256,13 +303,21 @@ def _store(
                 "pseudonym": pseudonym,
                 "pseudonym_kid": pseudonymiser.kid,
                 "payload": sealer.seal(dumps(record).encode(), (prefix + str(seq)).encode()),
+                "corrects": corrects[seq] if corrects else None,
             }
         )
-        if kind == "case":
-            if gemeente not in recipients_by_gemeente:
-                recipients_by_gemeente[gemeente] = tuple(p.id for p in convenant.recipients(party, gemeente))
-            for recipient in recipients_by_gemeente[gemeente]:
-                routed[recipient].append(seq)
+        if not routes:
+            continue
+        if pseudonym in restricted:
+            withheld.append(seq)
+            continue
+        if gemeente not in recipients_by_gemeente:
+            recipients_by_gemeente[gemeente] = tuple(p.id for p in convenant.recipients(party, gemeente))
+        targets = recipients_by_gemeente[gemeente]
+        if also_to and also_to[seq]:
+            targets = tuple(dict.fromkeys((*targets, *(p for p in also_to[seq] if p != party.id))))
+        for recipient in targets:
+            routed[recipient].append(seq)
     # Core executemany, not the ORM's bulk path: the rows are plain dicts already and the ORM's
     # per-row bookkeeping would double the cost of a 100,000-record list.
     connection = session.connection()
@@ -293,7 +348,7 @@ def _store(
     ]
     if links:
         connection.execute(insert(DeliveryRecord.__table__), links)
-    return Accepted(submission, deliveries, pseudonyms, dict(routed), categories)
+    return Accepted(submission, deliveries, pseudonyms, dict(routed), categories, withheld)
 
 
 def _activity_for(convenant: Convenant, kind: Any) -> str:
@@ -306,22 +361,45 @@ def _activity_for(convenant: Convenant, kind: Any) -> str:
 def audit_acceptance(recorder: Recorder, convenant: Convenant, accepted: Accepted) -> int:
     """Record an accepted submission: a summary entry, one entry per pupil, and one per pupil
     per recipient. Returns the summary's position among the recorder's entries."""
+    position = audit_summary(recorder, convenant, accepted)
     submission = accepted.submission
-    uri = _activity_for(convenant, submission.kind)
-    position = len(recorder.pending)
     about = {"submission_id": submission.id, "kind": submission.kind}
-    recorder.add(
-        "submission.accepted",
-        uri,
-        root=True,
-        convenant_id=convenant.id,
-        attributes={**about, "quarter": submission.quarter, "records": submission.record_count},
-    )
     for category, subjects in accepted.by_category(range(len(accepted.pseudonyms))).items():
         recorder.add(
-            "record.received", uri, subjects=subjects, convenant_id=convenant.id,
+            "record.received",
+            _activity_for(convenant, submission.kind),
+            subjects=subjects,
+            convenant_id=convenant.id,
             attributes={**about, "category": category},
         )
+    audit_routing(recorder, convenant, accepted)
+    return position
+
+
+def audit_summary(recorder: Recorder, convenant: Convenant, accepted: Accepted) -> int:
+    """Record the summary entry of a stored submission; return its position among the recorder's entries."""
+    submission = accepted.submission
+    position = len(recorder.pending)
+    recorder.add(
+        "submission.accepted",
+        _activity_for(convenant, submission.kind),
+        root=True,
+        convenant_id=convenant.id,
+        attributes={
+            "submission_id": submission.id,
+            "kind": submission.kind,
+            "quarter": submission.quarter,
+            "records": submission.record_count,
+        },
+    )
+    return position
+
+
+def audit_routing(recorder: Recorder, convenant: Convenant, accepted: Accepted) -> None:
+    """Record per pupil per recipient what was delivered, and per pupil what a restriction held back."""
+    submission = accepted.submission
+    uri = _activity_for(convenant, submission.kind)
+    about = {"submission_id": submission.id, "kind": submission.kind}
     for delivery in accepted.deliveries:
         for category, subjects in accepted.by_category(accepted.routed[delivery.recipient_party_id]).items():
             recorder.add(
@@ -331,10 +409,20 @@ def audit_acceptance(recorder: Recorder, convenant: Convenant, accepted: Accepte
                 parties=[delivery.recipient_party_id],
                 convenant_id=convenant.id,
                 attributes={
-                    **about, "delivery_id": delivery.id, "recipient": delivery.recipient_party_id, "category": category,
+                    **about,
+                    "delivery_id": delivery.id,
+                    "recipient": delivery.recipient_party_id,
+                    "category": category,
                 },
             )
-    return position
+    for category, subjects in accepted.by_category(accepted.withheld).items():
+        recorder.add(
+            "record.withheld",
+            uri,
+            subjects=subjects,
+            convenant_id=convenant.id,
+            attributes={**about, "category": category, "reason": "restricted"},
+        )
 
 
 def audit_rejection(recorder: Recorder, convenant: Convenant, kind: Any, refusal: BrokerError) -> None:

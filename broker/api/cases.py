@@ -1,0 +1,138 @@
+"""After a case was sent: end it, or correct its records."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import request
+from flask_smorest import Blueprint
+
+from broker import runtime
+from broker.audit_log import receipt_for
+from broker.auditing import commit_audited, request_recorder
+from broker.auth import current_caller, require_token
+from broker.errors import BadRequest, BrokerError, UnsupportedMediaType
+from broker.extensions import db
+from broker.services import lifecycle
+from broker.services.purge import commit_purge
+from broker.services.submission import audit_rejection, member_party
+
+blp = Blueprint("cases", __name__, url_prefix="/api/v1/convenants", description="End cases and correct records")
+
+ENDING_BODY = {
+    "required": True,
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "required": ["bsn", "reason"],
+                "properties": {
+                    "bsn": {"type": "string", "pattern": "^[0-9]{9}$"},
+                    "reason": {"type": "string", "description": "The id or code letter of a convenant ending reason."},
+                },
+            }
+        }
+    },
+}
+
+CORRECTION_BODY = {
+    "required": True,
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "required": ["records"],
+                "properties": {"records": {"type": "array", "items": {"type": "object"}}},
+            }
+        }
+    },
+}
+
+
+def _json_body(allowed: set[str]) -> dict[str, Any]:
+    mimetype = request.mimetype
+    if not (mimetype == "application/json" or mimetype.endswith("+json")):
+        raise UnsupportedMediaType("Stuur het verzoek als application/json.")
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise BadRequest("De body is geen geldig JSON-object.")
+    unknown = set(body) - allowed
+    if unknown:
+        raise BadRequest(
+            "Onbekende velden in het verzoek.",
+            errors=[
+                {"record": None, "field": name, "code": "not_allowed", "message": "Onbekend veld."}
+                for name in sorted(unknown)
+            ],
+        )
+    return body
+
+
+@blp.route("/<convenant_id>/endings", methods=["POST"])
+@blp.doc(security=[{"bearerAuth": []}], requestBody=ENDING_BODY)
+@require_token
+def create_ending(convenant_id: str) -> tuple[dict[str, Any], int]:
+    """End the caller's case about a pupil: the other parties get an end notice, the broker forgets the pupil."""
+    caller = current_caller()
+    convenant = runtime.get_convenant(convenant_id)
+    session = db.session
+    keyring = runtime.keyring()
+    recorder = request_recorder(caller.actor)
+    try:
+        member_party(convenant, caller.party_id)
+        body = _json_body({"bsn", "reason"})
+        ended = lifecycle.end_case(
+            session,
+            keyring,
+            convenant,
+            recorder,
+            party_id=caller.party_id,
+            client_id=caller.client_id,
+            bsn=body.get("bsn"),
+            reason=body.get("reason"),
+            now=runtime.now(),
+        )
+    except BrokerError as refusal:
+        session.rollback()
+        recorder.pending.clear()
+        lifecycle.audit_end_rejection(recorder, convenant, refusal)
+        commit_audited(session, recorder)
+        raise
+    commit_purge(session, keyring, recorder)
+    return ended.as_dict(), 201
+
+
+@blp.route("/<convenant_id>/corrections", methods=["POST"])
+@blp.doc(security=[{"bearerAuth": []}], requestBody=CORRECTION_BODY)
+@require_token
+def create_correction(convenant_id: str) -> tuple[dict[str, Any], int]:
+    """Correct records the caller's party sent; every recipient of an earlier version gets the correction."""
+    caller = current_caller()
+    convenant = runtime.get_convenant(convenant_id)
+    session = db.session
+    recorder = request_recorder(caller.actor)
+    try:
+        member_party(convenant, caller.party_id)
+        body = _json_body({"records"})
+        corrected = lifecycle.correct(
+            session,
+            runtime.keyring(),
+            convenant,
+            runtime.validator(convenant),
+            party_id=caller.party_id,
+            client_id=caller.client_id,
+            records=body.get("records"),
+            now=runtime.now(),
+            today=runtime.today(),
+        )
+    except BrokerError as refusal:
+        session.rollback()
+        audit_rejection(recorder, convenant, lifecycle.CORRECTION, refusal)
+        commit_audited(session, recorder)
+        raise
+    summary = lifecycle.audit_correction(recorder, convenant, corrected)
+    committed = commit_audited(session, recorder, checkpoint=True)
+    assert committed.checkpoint is not None
+    response = corrected.as_dict()
+    response["receipt"] = receipt_for(session, committed.sealed[summary], committed.checkpoint)
+    return response, 201
