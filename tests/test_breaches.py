@@ -535,3 +535,17 @@ def test_a_convenant_without_breach_rules_refuses_a_report(make_multi_party: Any
     )
     assert response.status_code == 409
     assert "[breach]" in response.json["detail"]
+
+
+def test_an_id_whose_digits_look_like_a_bsn_is_an_id_not_a_bsn(clock: Clock, rbl: Party) -> None:
+    """A UUID's digit groups can pass the elfproef; ids are checked as ids, never screened as text."""
+    bsn = make_bsn(4)
+    lookalike = f"{bsn[:8]}-{bsn[8]}000-4000-8000-000000000000"
+    response = report(rbl, clock, {"deliveries": [lookalike]})
+    assert response.status_code == 422
+    assert response.json["errors"][0]["code"] == "unknown_delivery"
+    invalid = report(rbl, clock, {"submissions": ["not-an-id"]})
+    assert invalid.json["errors"][0] == {
+        "record": None, "field": "scope.submissions.0", "code": "invalid_id",
+        "message": invalid.json["errors"][0]["message"],
+    }

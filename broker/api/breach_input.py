@@ -7,6 +7,7 @@ given to scope a breach are pseudonymised at once; no message ever repeats one.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Iterable, Mapping
 from functools import cache
 from typing import Any
@@ -18,6 +19,7 @@ from broker.timefmt import AmbiguousLocalTime, from_local
 from schemas.screening import Lexicon, load_default_lexicon
 from schemas.validation import MESSAGES, Bsn, Coded, CodedField, Object, Text
 
+UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 LONG_TEXT = 4000
 SHORT_TEXT = 200
 
@@ -49,6 +51,15 @@ class Moment(CodedField):
             except AmbiguousLocalTime as e:
                 raise ma.ValidationError(Coded("ambiguous_time", str(e))) from None
         return moment.astimezone(dt.UTC)
+
+
+class Identifier(CodedField):
+    """An id the broker issued (a UUID). Not screened for BSNs: a UUID's digit groups can pass the elfproef."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        if not isinstance(value, str) or not UUID.match(value.strip().lower()):
+            raise ma.ValidationError(Coded("invalid_id", "Geen geldig id; een id van de broker is een UUID."))
+        return value.strip().lower()
 
 
 class Flag(CodedField):
@@ -97,8 +108,8 @@ class WindowSchema(_Strict):
 
 
 class ScopeSchema(_Strict):
-    submissions = Items(_text(SHORT_TEXT), max_items=1000)
-    deliveries = Items(_text(SHORT_TEXT), max_items=1000)
+    submissions = Items(Identifier(), max_items=1000)
+    deliveries = Items(Identifier(), max_items=1000)
     window = Object(WindowSchema)
     subjects = Items(Bsn(), max_items=100_000)
 
