@@ -2,7 +2,7 @@
 
 from flask import Flask
 
-from broker.api import audit, audit_entries, breaches, cases, convenants, deliveries, quarters, submissions
+from broker.api import audit, audit_entries, breaches, cases, convenants, deliveries, quarters, rights, submissions
 from broker.extensions import api
 
 BEARER = {"bearerAuth": []}
@@ -14,6 +14,6 @@ def init_app(app: Flask) -> None:
     )
     for blueprint in (
         convenants.blp, submissions.blp, deliveries.blp, audit.blp, audit.register_blp, audit_entries.blp,
-        quarters.blp, breaches.blp, cases.blp,
+        quarters.blp, breaches.blp, rights.blp, cases.blp,
     ):
         api.register_blueprint(blueprint)

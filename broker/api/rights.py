@@ -1,0 +1,207 @@
+"""Data subjects' rights for parties: forward a request, restrict processing, erase (AVG art. 15-18).
+
+A BSN arrives in the JSON body only, is pseudonymised at once and is never echoed in an answer or
+an error. Each step is audited in its own transaction (`commit_audited`, or `commit_purge`).
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+import marshmallow as ma
+from flask import request
+from flask_smorest import Blueprint
+
+from broker import runtime
+from broker.api.breach_input import Moment, load
+from broker.auditing import commit_audited, request_recorder
+from broker.auth import current_caller, require_token
+from broker.errors import Forbidden, NotFound
+from broker.extensions import db
+from broker.models import SubjectRestriction
+from broker.services import rights
+from broker.services.delivery import is_uuid
+from broker.services.submission import member_party
+from schemas.convenant import Convenant
+from schemas.screening import Lexicon, load_default_lexicon
+from schemas.validation import Bsn, Choice, Text
+
+blp = Blueprint(
+    "rights", __name__, url_prefix="/api/v1/convenants", description="Data subjects' rights: forward, restrict, erase"
+)
+
+SECURITY: list[dict[str, list[str]]] = [{"bearerAuth": []}]
+LONG_TEXT = 4000
+BSN = {"type": "string", "description": "BSN of the pupil; never repeated in an answer."}
+REASON = {"type": "string", "minLength": 1, "maxLength": LONG_TEXT}
+
+
+@cache
+def _lexicon() -> Lexicon:
+    return load_default_lexicon()
+
+
+def _text(**kwargs: Any) -> Text:
+    # Free text is screened for BSNs: a note must not become a second copy of the data.
+    return Text(max_length=LONG_TEXT, screen="bsn", lexicon=_lexicon(), **kwargs)
+
+
+def _body(required: list[str], properties: dict[str, Any]) -> dict[str, Any]:
+    schema = {"type": "object", "required": required, "additionalProperties": False, "properties": properties}
+    return {"required": True, "content": {"application/json": {"schema": schema}}}
+
+
+class _Strict(ma.Schema):
+    class Meta:
+        unknown = ma.RAISE
+
+
+class SubjectRequestSchema(_Strict):
+    bsn = Bsn(required=True)
+    kind = Choice(choices=rights.REQUEST_KINDS, required=True)
+    received_at = Moment(required=True)
+    note = _text()
+
+
+class SubjectSchema(_Strict):
+    bsn = Bsn(required=True)
+    reason = _text(required=True)
+
+
+def _member(convenant_id: str) -> tuple[Convenant, str]:
+    convenant = runtime.get_convenant(convenant_id)
+    party = member_party(convenant, current_caller().party_id)
+    return convenant, party.id
+
+
+def _pseudonym(convenant: Convenant, bsn: str) -> str:
+    return runtime.keyring().pseudonymiser(convenant.id).pseudonymise_bsn(bsn)
+
+
+@blp.route("/<convenant_id>/subject-requests", methods=["POST"])
+@blp.doc(
+    security=SECURITY,
+    requestBody=_body(
+        ["bsn", "kind", "received_at"],
+        {
+            "bsn": BSN,
+            "kind": {"type": "string", "enum": list(rights.REQUEST_KINDS)},
+            "received_at": {"type": "string", "description": "ISO 8601; without an offset: Europe/Amsterdam."},
+            "note": REASON,
+        },
+    ),
+    responses={"201": {"description": "Registered, and forwarded to the controllers that hold data"}},
+)
+@require_token
+def forward_subject_request(convenant_id: str) -> tuple[dict[str, Any], int]:
+    """Register a data subject's request and forward it to the other controllers that hold data about the pupil."""
+    session = db.session
+    caller = current_caller()
+    convenant, party_id = _member(convenant_id)
+    data = load(SubjectRequestSchema(), request.get_json(silent=True))
+    recorder = request_recorder(caller.actor)
+    forwarded = rights.forward_request(
+        session,
+        runtime.keyring(),
+        convenant,
+        bsn=data["bsn"],
+        kind=data["kind"],
+        received_by=party_id,
+        client_id=caller.client_id,
+        received_at=data["received_at"],
+        note=data.get("note"),
+        recorder=recorder,
+        now=runtime.now(),
+    )
+    commit_audited(session, recorder)
+    body: dict[str, Any] = {
+        "request_id": forwarded.request.id,
+        "forwarded_to": forwarded.forwarded_to,
+        "deliveries": [{"recipient": r, "delivery_id": d} for r, d in sorted(forwarded.deliveries.items())],
+    }
+    if not forwarded.forwarded_to:
+        body["detail"] = "Geen andere verwerkingsverantwoordelijke heeft via de broker gegevens over deze leerling."
+    return body, 201
+
+
+@blp.route("/<convenant_id>/restrictions", methods=["POST"])
+@blp.doc(
+    security=SECURITY,
+    requestBody=_body(["bsn", "reason"], {"bsn": BSN, "reason": REASON}),
+    responses={"201": {"description": "Restricted"}, "200": {"description": "Your party had already restricted it"}},
+)
+@require_token
+def restrict_subject(convenant_id: str) -> tuple[dict[str, Any], int]:
+    """Restrict processing (AVG art. 18): nothing about the pupil is routed until your party lifts it."""
+    session = db.session
+    convenant, party_id = _member(convenant_id)
+    data = load(SubjectSchema(), request.get_json(silent=True))
+    recorder = request_recorder(current_caller().actor)
+    restriction, created = rights.restrict(
+        session,
+        convenant,
+        _pseudonym(convenant, data["bsn"]),
+        requested_by=party_id,
+        reason=data["reason"],
+        recorder=recorder,
+        now=runtime.now(),
+    )
+    if created:
+        commit_audited(session, recorder)
+    return _restriction_view(restriction), 201 if created else 200
+
+
+@blp.route("/<convenant_id>/restrictions/<restriction_id>", methods=["DELETE"])
+@blp.doc(security=SECURITY, responses={"200": {"description": "Lifted"}})
+@require_token
+def lift_restriction(convenant_id: str, restriction_id: str) -> dict[str, Any]:
+    """Lift a restriction your party requested; routing about the pupil resumes."""
+    session = db.session
+    convenant, party_id = _member(convenant_id)
+    restriction = session.get(SubjectRestriction, restriction_id) if is_uuid(restriction_id) else None
+    if restriction is None or restriction.convenant_id != convenant.id:
+        raise NotFound("Deze beperking bestaat niet.")
+    if restriction.requested_by != party_id:
+        raise Forbidden("Alleen de partij die de beperking vroeg kan haar opheffen.")
+    recorder = request_recorder(current_caller().actor)
+    rights.lift_restriction(session, restriction, lifted_by=party_id, recorder=recorder, now=runtime.now())
+    commit_audited(session, recorder)
+    return _restriction_view(restriction)
+
+
+def _restriction_view(restriction: SubjectRestriction) -> dict[str, Any]:
+    return {
+        "restriction_id": restriction.id,
+        "started_at": restriction.started_at.isoformat(),
+        "lifted_at": restriction.lifted_at.isoformat() if restriction.lifted_at else None,
+    }
+
+
+@blp.route("/<convenant_id>/erasures", methods=["POST"])
+@blp.doc(
+    security=SECURITY,
+    requestBody=_body(["bsn", "reason"], {"bsn": BSN, "reason": REASON}),
+    responses={"201": {"description": "Purged: the number of records the broker no longer holds"}},
+)
+@require_token
+def erase_subject(convenant_id: str) -> tuple[dict[str, Any], int]:
+    """Erase everything the broker holds about the pupil (AVG art. 17); only a party that sent data about it may."""
+    session = db.session
+    convenant, party_id = _member(convenant_id)
+    data = load(SubjectSchema(), request.get_json(silent=True))
+    pseudonym = _pseudonym(convenant, data["bsn"])
+    if party_id not in rights.senders(session, convenant, pseudonym):
+        raise Forbidden("Alleen een partij die gegevens over deze leerling aanleverde kan om wissing vragen.")
+    recorder = request_recorder(current_caller().actor)
+    purged = rights.erase(
+        session,
+        runtime.keyring(),
+        convenant,
+        pseudonym,
+        requested_by=party_id,
+        reason=data["reason"],
+        recorder=recorder,
+        now=runtime.now(),
+    )
+    return {"purged": purged}, 201

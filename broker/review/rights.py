@@ -1,0 +1,287 @@
+"""The data subjects' rights pages ("Inzage"): the access report, restriction, lifting and erasure.
+
+A BSN arrives only in a POST body, is pseudonymised per convenant at once (`pseudonymise_lookup`)
+and is never kept, logged or shown: not in a URL, a page or a file name. The action forms carry
+the pupil's pseudonym instead, and the service checks again who may do what. Every report made is
+audited (`subject.access_report`) before a byte of it leaves, so a failed audit write shows nothing.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+import marshmallow as ma
+from flask import Response, flash, redirect, render_template, request, url_for
+from fpdf import FPDF, XPos, YPos
+
+from broker import runtime
+from broker.auditing import commit_audited, request_recorder
+from broker.errors import Forbidden, NotFound
+from broker.extensions import db
+from broker.models import SubjectRestriction, User
+from broker.review.auth import current_officer, login_required, officer_viewer
+from broker.review.entries import Viewer
+from broker.review.forms import INVALID_BSN, pseudonymise_lookup
+from broker.review.views import PSEUDONYM, bp
+from broker.runtime import AMSTERDAM
+from broker.services import access_report as reports
+from broker.services import rights
+from broker.services.delivery import is_uuid
+from schemas.convenant import Convenant
+from schemas.screening import Lexicon, load_default_lexicon
+from schemas.validation import Text
+
+FORMATS = {"html": "Webpagina", "csv": "CSV-bestand", "pdf": "PDF-bestand"}
+REASON_MAX = 4000
+NO_CONVENANT = "Dit convenant is onbekend of uw partij neemt er niet aan deel."
+PDF_WIDTHS = (14, 18, 17, 28, 20, 20, 16, 70, 30, 10)
+
+
+@cache
+def _lexicon() -> Lexicon:
+    return load_default_lexicon()
+
+
+def _viewer() -> tuple[User, Viewer]:
+    user = current_officer()
+    assert user is not None  # login_required ran first
+    return user, officer_viewer(user)
+
+
+def _own_convenants(viewer: Viewer) -> dict[str, Convenant]:
+    """The convenants the officer may ask about: all for the broker's officer, else their party's."""
+    convenants = runtime.convenants()
+    return {cid: c for cid, c in convenants.items() if viewer.party is None or c.party(viewer.party) is not None}
+
+
+# -- the report ---------------------------------------------------------------------------------------
+
+
+@bp.get("/inzage")
+@login_required
+def subject_rights() -> Any:
+    """Show the form for an access report (AVG art. 15)."""
+    return render_template("review/inzage.html", formats=FORMATS, chosen="html", report=None)
+
+
+@bp.post("/inzage")
+@login_required
+def access_report() -> Any:
+    """Make the access report about the pupil whose BSN was typed, as a page, a CSV or a PDF."""
+    _user, viewer = _viewer()
+    output = request.form.get("formaat", "html")
+    if output not in FORMATS:
+        output = "html"
+    lookup = pseudonymise_lookup(request.form.get("bsn", ""))
+    if lookup is None:
+        flash(INVALID_BSN, "error")
+        return render_template("review/inzage.html", formats=FORMATS, chosen=output, report=None), 422
+    convenants = _own_convenants(viewer)
+    pseudonyms = {cid: p for cid, p in lookup.items() if cid in convenants}
+    session = db.session
+    report = reports.access_report(session, runtime.keyring(), convenants, pseudonyms, viewer.party, now=runtime.now())
+    # Audited and committed before anything of the report leaves the broker (fail closed).
+    recorder = request_recorder(viewer.actor)
+    reports.audit_access_report(recorder, report, pseudonyms, output)
+    commit_audited(session, recorder)
+    stamp = f"{report.generated_at.astimezone(AMSTERDAM):%Y%m%d-%H%M%S}"
+    if output == "csv":
+        return _download(render_csv(report), "text/csv; charset=utf-8", f"inzage-{stamp}.csv")
+    if output == "pdf":
+        return _download(render_pdf(report), "application/pdf", f"inzage-{stamp}.pdf")
+    return render_template(
+        "review/inzage.html",
+        formats=FORMATS,
+        chosen=output,
+        report=report,
+        actions=_actions(report, pseudonyms, viewer),
+    )
+
+
+def _download(body: str | bytes, mimetype: str, filename: str) -> Response:
+    # The file name holds a time only: never a BSN, nor a pseudonym.
+    return Response(body, mimetype=mimetype, headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+
+def _cell(value: str) -> str:
+    # Keep a spreadsheet from reading a cell as a formula (CSV injection).
+    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+
+
+def render_csv(report: reports.AccessReport) -> str:
+    """The report as CSV: `;`-separated, as Dutch spreadsheets expect, with Dutch headers."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, delimiter=";", lineterminator="\r\n")
+    writer.writerow(reports.TABLE_COLUMNS)
+    for line in reports.report_table(report):
+        writer.writerow([_cell(value) for value in line])
+    return buffer.getvalue()
+
+
+def _latin1(text: str) -> str:
+    # The PDF's built-in fonts know Latin-1 only; anything else becomes "?" rather than an error.
+    return text.encode("latin-1", "replace").decode("latin-1")
+
+
+def render_pdf(report: reports.AccessReport) -> bytes:
+    """The report as a PDF (A4 landscape), made with fpdf2's built-in fonts."""
+    pdf = FPDF(orientation="L", unit="mm", format="A4")
+    pdf.set_compression(False)  # the text stays searchable as is; a report is a few pages at most
+    pdf.set_title("Inzagerapport")
+    pdf.set_author("Convenant broker")
+    pdf.set_auto_page_break(True, margin=12)
+    pdf.add_page()
+    pdf.set_font("Helvetica", style="B", size=14)
+    pdf.cell(text="Inzagerapport (AVG artikel 15)", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    pdf.set_font("Helvetica", size=9)
+    pdf.multi_cell(0, 5, text=_latin1(_intro(report)), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    pdf.ln(2)
+    lines = reports.report_table(report)
+    if not lines:
+        pdf.multi_cell(0, 5, text="De broker heeft over deze persoon geen verwerkingen vastgelegd en bewaart niets.")
+        return bytes(pdf.output())
+    pdf.set_font("Helvetica", size=7)
+    with pdf.table(col_widths=PDF_WIDTHS, first_row_as_headings=True, line_height=3.5, text_align="LEFT") as table:
+        for line in (reports.TABLE_COLUMNS, *lines):
+            row = table.row()
+            for value in line:
+                row.cell(_latin1(value))
+    return bytes(pdf.output())
+
+
+def _intro(report: reports.AccessReport) -> str:
+    scope = (
+        f"Dit rapport bevat wat {report.party_name(report.viewer_party)} met de broker over deze persoon uitwisselde."
+        if report.viewer_party
+        else "Dit rapport bevat alles wat de broker over deze persoon vastlegde en nog bewaart."
+    )
+    return (
+        f"Opgesteld op {report.generated_at:%d-%m-%Y %H:%M} (Nederlandse tijd). {scope} "
+        "Het komt uit het logboek van de broker en uit wat de broker nu bewaart. Het BSN wordt niet getoond."
+    )
+
+
+# -- actions: restrict, lift, erase ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Actions:
+    """What the officer may do about the pupil in one convenant."""
+
+    convenant: Convenant
+    pseudonym: str
+    may_erase: bool
+    restrictions: list[access_report.RestrictionLine]
+
+
+def _actions(report: reports.AccessReport, pseudonyms: dict[str, str], viewer: Viewer) -> list[Actions]:
+    result = []
+    for convenant_id, pseudonym in sorted(pseudonyms.items()):
+        convenant = report.convenants[convenant_id]
+        may_erase = viewer.party is None or viewer.party in rights.senders(db.session, convenant, pseudonym)
+        liftable = [r for r in report.restrictions if r.convenant_id == convenant_id]
+        result.append(Actions(convenant, pseudonym, may_erase, liftable))
+    return result
+
+
+def _subject_from_form(viewer: Viewer) -> tuple[Convenant, str]:
+    """The convenant and pseudonym an action form carries, checked against what the officer may see."""
+    convenant = _own_convenants(viewer).get(request.form.get("convenant", ""))
+    if convenant is None:
+        raise Forbidden(NO_CONVENANT)
+    pseudonym = request.form.get("pseudoniem", "")
+    if not PSEUDONYM.match(pseudonym):
+        raise NotFound("Deze betrokkene is onbekend.")
+    return convenant, pseudonym
+
+
+def _reason() -> str | None:
+    """The reason typed in an action form; None (with a message shown) when it is missing or holds a BSN."""
+    field = Text(max_length=REASON_MAX, screen="bsn", lexicon=_lexicon())
+    try:
+        reason: str = field.deserialize(request.form.get("reden", ""))
+    except ma.ValidationError as e:
+        messages = e.messages if isinstance(e.messages, list) else [str(e.messages)]
+        flash("De reden is niet in orde: " + " ".join(str(m) for m in messages), "error")
+        return None
+    return reason
+
+
+def _done(message: str) -> Any:
+    flash(message, "info")
+    return redirect(url_for("review.subject_rights"))
+
+
+@bp.post("/inzage/beperken")
+@login_required
+def restrict_subject() -> Any:
+    """Restrict processing of the pupil (AVG art. 18): nothing about it is routed until lifted."""
+    _user, viewer = _viewer()
+    convenant, pseudonym = _subject_from_form(viewer)
+    reason = _reason()
+    if reason is None:
+        return redirect(url_for("review.subject_rights"))
+    recorder = request_recorder(viewer.actor)
+    _restriction, created = rights.restrict(
+        db.session,
+        convenant,
+        pseudonym,
+        requested_by=viewer.party or rights.BROKER,
+        reason=reason,
+        recorder=recorder,
+        now=runtime.now(),
+    )
+    if not created:
+        return _done("Voor deze leerling gold al een beperking van uw kant; er is niets gewijzigd.")
+    commit_audited(db.session, recorder)
+    return _done("De verwerking is beperkt: er wordt niets meer over deze leerling doorgestuurd.")
+
+
+@bp.post("/inzage/opheffen")
+@login_required
+def lift_subject_restriction() -> Any:
+    """Lift a restriction (the broker's officer: any; a party's officer: their party's own)."""
+    user, viewer = _viewer()
+    restriction_id = request.form.get("beperking", "")
+    restriction = db.session.get(SubjectRestriction, restriction_id) if is_uuid(restriction_id) else None
+    if restriction is None or restriction.convenant_id not in _own_convenants(viewer):
+        raise NotFound("Deze beperking bestaat niet.")
+    if viewer.party is not None and restriction.requested_by != viewer.party:
+        raise Forbidden("Alleen de partij die de beperking vroeg kan haar opheffen.")
+    recorder = request_recorder(viewer.actor)
+    rights.lift_restriction(db.session, restriction, lifted_by=user.username, recorder=recorder, now=runtime.now())
+    commit_audited(db.session, recorder)
+    return _done("De beperking is opgeheven.")
+
+
+@bp.post("/inzage/wissen")
+@login_required
+def erase_subject() -> Any:
+    """Erase everything the broker holds about the pupil (AVG art. 17)."""
+    _user, viewer = _viewer()
+    convenant, pseudonym = _subject_from_form(viewer)
+    if viewer.party is not None and viewer.party not in rights.senders(db.session, convenant, pseudonym):
+        raise Forbidden("Alleen een partij die gegevens over deze leerling aanleverde kan om wissing vragen.")
+    reason = _reason()
+    if reason is None:
+        return redirect(url_for("review.subject_rights"))
+    if request.form.get("bevestig") != "ja":
+        flash("Bevestig dat alles wat de broker over deze leerling bewaart gewist moet worden.", "error")
+        return redirect(url_for("review.subject_rights"))
+    recorder = request_recorder(viewer.actor)
+    purged = rights.erase(
+        db.session,
+        runtime.keyring(),
+        convenant,
+        pseudonym,
+        requested_by=viewer.party or rights.BROKER,
+        reason=reason,
+        recorder=recorder,
+        now=runtime.now(),
+    )
+    noun = "record" if purged == 1 else "records"
+    return _done(f"Gewist: {purged} {noun} die de broker over deze leerling bewaarde.")
