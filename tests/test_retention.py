@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import CONVENANT, Clock, Party, make_record, refresh_token
-from sqlalchemy import select, text
+from conftest import CONVENANT, Clock, Party, make_bsn, make_record, refresh_token
+from sqlalchemy import func, select, text
 
 from broker import create_app, runtime
 from broker.extensions import db
@@ -258,3 +258,63 @@ def test_a_large_run_shows_progress_and_purges_in_batches(
             select(AuditEntryRow.trace_id).where(AuditEntryRow.name == "record.purged").distinct()
         ).all()
     assert len(traces) == 3  # one audited transaction per batch
+
+
+def test_after_a_full_quarter_and_retention_runs_nothing_is_held_past_its_period(
+    app: Any, runner: Any, clock: Clock, rbl: Party, liemers: Party, passend_wijs: Party, verbinding: Party,
+    open_quarter: str,
+) -> None:
+    """A whole quarter as the demo parties live it: cases routed, fetched (some acknowledged), one case
+    ended, every list in and matched, then the next quarter's lists. After the retention runs, the
+    report shows nothing past its period and only the newest quarter's lists remain."""
+    with app.app_context():
+        calendar = [q.quarter for q in runtime.get_convenant(CONVENANT).quarterly.calendar]  # type: ignore[union-attr]
+    if calendar.index(open_quarter) + 1 >= len(calendar):
+        pytest.skip("no next quarter in the calendar")
+    following = calendar[calendar.index(open_quarter) + 1]
+    parties = (rbl, liemers, passend_wijs, verbinding)
+    gemeente = {rbl.party_id: "Duiven", liemers.party_id: "Duiven", passend_wijs.party_id: "Arnhem",
+                verbinding.party_id: "Lingewaard"}
+
+    def all_lists(quarter: str, first: int) -> None:
+        for n, party in enumerate(parties):
+            records = [make_record(first + n, gemeente=gemeente[party.party_id]), make_record(first + 9)]
+            if party is not rbl:
+                records = records[:1]
+            response = party.submit(records, kind="quarterly_list", quarter=quarter)
+            assert response.status_code == 201, response.json
+
+    cases = rbl.submit([make_record(20 + i, gemeente=g) for i, g in enumerate(["Duiven", "Arnhem", "Lingewaard"])])
+    assert cases.status_code == 201, cases.json
+    for party in (liemers, passend_wijs, verbinding):
+        for delivery in party.get("/api/v1/deliveries").json["deliveries"]:
+            assert party.get(f"/api/v1/deliveries/{delivery['id']}").status_code == 200
+            if party is not verbinding:  # De Verbinding never acknowledges
+                assert party.post(f"/api/v1/deliveries/{delivery['id']}/ack").status_code == 200
+    ended = rbl.post(f"/api/v1/convenants/{CONVENANT}/endings", json={"bsn": make_bsn(20), "reason": "overleden"})
+    assert ended.status_code == 201, ended.json
+    all_lists(open_quarter, 1)
+    for party in parties:
+        match = party.get(f"/api/v1/convenants/{CONVENANT}/quarters/{open_quarter}/match")
+        assert match.status_code == 200, match.json
+
+    clock.advance(days=95)
+    for party in parties:
+        refresh_token(party, clock)
+    all_lists(following, 101)
+    retention_run(runner)
+    assert all(line["past_retention"] == 0 for line in report(runner))
+    clock.advance(days=60)  # the end notice, never acknowledged, reaches its maximum too
+    retention_run(runner)
+    lines = report(runner)
+    assert all(line["past_retention"] == 0 for line in lines), lines
+    assert {line["kind"] for line in lines} == {"quarterly_list"}
+    with app.app_context():
+        quarters = set(
+            db.session.scalars(select(Submission.quarter).join(Record, Record.submission_id == Submission.id))
+        )
+        destroyed = db.session.scalar(
+            select(func.count()).select_from(DataKey).where(DataKey.destroyed_at.is_not(None))
+        )
+    assert quarters == {following}
+    assert destroyed and destroyed > 0
