@@ -16,6 +16,7 @@ from broker import runtime
 from broker.auditing import cli_recorder, commit_audited
 from broker.errors import BrokerError
 from broker.extensions import db
+from broker.services import breach_views as views
 from broker.services import breaches as service
 from broker.timefmt import duration_text, local_short
 
@@ -53,13 +54,13 @@ def list_command(open_only: bool) -> None:
 def register_command(output: str | None) -> None:
     """Export the breach register (AVG art. 33 lid 5) as CSV: every breach, reported to the AP or not."""
     session = db.session
-    rows = service.register_rows(session, service.all_breaches(session), runtime.convenants(), runtime.now())
+    rows = views.register_rows(session, service.all_breaches(session), runtime.convenants(), runtime.now())
     recorder = cli_recorder()
     recorder.add("breach.register_exported", service.breach_activity(), root=True)
     commit_audited(session, recorder)
     stream = open(output, "w", newline="", encoding="utf-8") if output else sys.stdout  # noqa: SIM115
     try:
-        writer = csv.DictWriter(stream, fieldnames=service.REGISTER_COLUMNS, delimiter=";")
+        writer = csv.DictWriter(stream, fieldnames=views.REGISTER_COLUMNS, delimiter=";")
         writer.writeheader()
         writer.writerows(rows)
     finally:

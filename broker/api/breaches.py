@@ -18,6 +18,7 @@ from broker.csvio import csv_download
 from broker.errors import BadRequest, Forbidden, NotFound
 from broker.extensions import db
 from broker.models import Breach
+from broker.services import breach_views as views
 from broker.services import breaches as service
 from schemas.convenant import Convenant
 
@@ -153,7 +154,7 @@ def report_breach() -> tuple[dict[str, Any], int, dict[str, str]]:
     breach = service.report(session, report, recorder, now)
     commit_audited(session, recorder)
     return (
-        service.view(session, breach, convenant, now, with_events=True),
+        views.view(session, breach, convenant, now, with_events=True),
         201,
         {"Location": f"/api/v1/breaches/{breach.id}"},
     )
@@ -174,15 +175,15 @@ def list_breaches() -> Any:
     convenants = runtime.convenants()
     rows = [b for b in service.visible_to_party(session, current_caller().party_id) if b.convenant_id in convenants]
     wanted = request.args.get("state")
-    views = [service.view(session, b, convenants[b.convenant_id], now) for b in rows]
+    shown = [views.view(session, b, convenants[b.convenant_id], now) for b in rows]
     if wanted:
-        views = [v for v in views if v["state"] == wanted]
+        shown = [v for v in shown if v["state"] == wanted]
     best = request.accept_mimetypes.best_match(["application/json", "text/csv"], default="application/json")
     if best == "text/csv":
-        shown = {v["id"] for v in views}
-        register = service.register_rows(session, [b for b in rows if b.id in shown], convenants, now)
-        return csv_download(register, service.REGISTER_COLUMNS, "datalekkenregister.csv")
-    return {"breaches": views}
+        ids = {v["id"] for v in shown}
+        register = views.register_rows(session, [b for b in rows if b.id in ids], convenants, now)
+        return csv_download(register, views.REGISTER_COLUMNS, "datalekkenregister.csv")
+    return {"breaches": shown}
 
 
 @blp.route("/<breach_id>", methods=["GET"])
@@ -201,7 +202,7 @@ def get_breach(breach_id: str) -> dict[str, Any]:
         service.mark_notified(session, breach, party, "api", now, recorder)
         service.refresh(session, breach, convenant, recorder, now)
         commit_audited(session, recorder)
-    return service.view(session, breach, convenant, now, with_events=True)
+    return views.view(session, breach, convenant, now, with_events=True)
 
 
 @blp.route("/<breach_id>/acknowledgements", methods=["POST"])
@@ -250,7 +251,7 @@ def decide_ap(breach_id: str) -> tuple[dict[str, Any], int]:
     )
     party = service.decide_ap(session, breach, convenant, caller.party_id, decision, recorder, now)
     commit_audited(session, recorder)
-    shown = next(p for p in service.view(session, breach, convenant, now)["parties"] if p["party_id"] == party.party_id)
+    shown = next(p for p in views.view(session, breach, convenant, now)["parties"] if p["party_id"] == party.party_id)
     return {"breach_id": breach.id, **shown}, 201
 
 
@@ -279,7 +280,7 @@ def correct_impact(breach_id: str) -> dict[str, Any]:
     recorder = request_recorder(current_caller().actor)
     service.correct_impact(session, breach, convenant, correction, recorder, now)
     commit_audited(session, recorder)
-    return service.view(session, breach, convenant, now, with_events=True)
+    return views.view(session, breach, convenant, now, with_events=True)
 
 
 @blp.route("/<breach_id>/close", methods=["POST"])
@@ -296,4 +297,4 @@ def close_breach(breach_id: str) -> dict[str, Any]:
     recorder = request_recorder(current_caller().actor)
     service.close(session, breach, convenant, data["measures"], recorder, now)
     commit_audited(session, recorder)
-    return service.view(session, breach, convenant, now, with_events=True)
+    return views.view(session, breach, convenant, now, with_events=True)

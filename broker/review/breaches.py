@@ -27,6 +27,7 @@ from broker.review.auth import current_officer, login_required, officer_viewer
 from broker.review.entries import record_review
 from broker.review.forms import party_names
 from broker.review.views import bp
+from broker.services import breach_views as views
 from broker.services import breaches as service
 from broker.timefmt import duration_text, local_short, local_text
 from broker.users import BROKER_OFFICER
@@ -259,8 +260,8 @@ def breach_register() -> Any:
     _rows, kept = _listed(user, wanted)
     attributes = {"breaches": len(kept), **({"state": wanted} if wanted else {})}
     record_review(db.session, officer_viewer(user), "review.breach_register_exported", attributes)
-    rows = service.register_rows(db.session, kept, runtime.convenants(), runtime.now())
-    return csv_download(rows, service.REGISTER_COLUMNS, "datalekkenregister.csv")
+    rows = views.register_rows(db.session, kept, runtime.convenants(), runtime.now())
+    return csv_download(rows, views.REGISTER_COLUMNS, "datalekkenregister.csv")
 
 
 # -- reporting --------------------------------------------------------------------------------------
@@ -319,7 +320,7 @@ def _render_detail(
     session, user, now = db.session, _user(), runtime.now()
     parties = service.parties_of(session, breach)
     may = _permissions(user, breach, parties)
-    shown = service.view(session, breach, convenant, now)
+    shown = views.view(session, breach, convenant, now)
     defaults = {
         "ack": forms.FormState(),
         "ap": forms.FormState({"party": may.decide_for[0] if len(may.decide_for) == 1 else ""}),
@@ -327,7 +328,7 @@ def _render_detail(
         "contain": forms.FormState(),
         "close": forms.FormState({"measures": ""}),
     }
-    notices = service.notices_of(session, breach)
+    notices = views.notices_of(session, breach)
     if not _is_broker(user):
         notices = [n for n in notices if n.entry.party_id == user.party_id]  # other parties' addresses stay theirs
     known = {p.party_id for p in parties}
@@ -339,7 +340,7 @@ def _render_detail(
         state=shown["state"],
         may=may,
         forms={**defaults, **(states or {})},
-        events=[_event_line(e, convenant) for e in service.events_of(session, breach)],
+        events=[_event_line(e, convenant) for e in views.events_of(session, breach)],
         notices=notices,
         impact_rows=_impact_rows(breach.impact_computed),
         corrected=_corrected(breach),

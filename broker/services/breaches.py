@@ -16,11 +16,9 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
 import uuid
-from collections import defaultdict
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from flask import current_app, has_request_context, request
@@ -31,19 +29,24 @@ from broker import auditing
 from broker.auditing import Recorder
 from broker.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from broker.models import (
-    AuditEntryRow,
     Breach,
     BreachEvent,
     BreachParty,
-    Delivery,
-    OutboxAttempt,
     OutboxEntry,
     PartyContact,
     PartySuspension,
-    Submission,
     User,
 )
 from broker.services import outbox
+from broker.services.breach_impact import (  # noqa: F401  (re-exported: the breach API)
+    IMPACT_ENTRIES,
+    Scope,
+    affected_parties,
+    category_label,
+    check_scope,
+    compute_impact,
+    field_error,
+)
 from broker.services.delivery import is_uuid
 from broker.timefmt import local_text
 from broker.users import BROKER_OFFICER
@@ -57,217 +60,9 @@ BROKER_REPORTER = "broker"
 # How far ahead of the broker's clock a `detected_at` may lie (clock skew between systems).
 CLOCK_SKEW = dt.timedelta(minutes=5)
 
-# Audit entries about one pupil that say a party sent or learned data, and who it was.
-SENT, RECEIVED, FETCHED = "sent", "received", "fetched"
-IMPACT_ENTRIES = ("record.received", "delivery.created", "delivery.fetched", "match.record_disclosed")
-
 
 def breach_activity() -> str:
     return auditing.broker_activity("breach")
-
-
-# -- scope ------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Scope:
-    """What a breach concerns. Each criterion given narrows the scope; within one, any item matches."""
-
-    submissions: tuple[str, ...] = ()
-    deliveries: tuple[str, ...] = ()
-    window: tuple[dt.datetime, dt.datetime] | None = None
-    subjects: tuple[str, ...] = ()  # pseudonyms in the breach's convenant, never a BSN
-
-    def is_empty(self) -> bool:
-        return not (self.submissions or self.deliveries or self.window or self.subjects)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "submissions": list(self.submissions),
-            "deliveries": list(self.deliveries),
-            "window": {"from": self.window[0].isoformat(), "to": self.window[1].isoformat()} if self.window else None,
-            "subjects": list(self.subjects),
-        }
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Scope:
-        window = data.get("window")
-        return cls(
-            submissions=tuple(data.get("submissions") or ()),
-            deliveries=tuple(data.get("deliveries") or ()),
-            window=(dt.datetime.fromisoformat(window["from"]), dt.datetime.fromisoformat(window["to"]))
-            if window
-            else None,
-            subjects=tuple(data.get("subjects") or ()),
-        )
-
-    def public(self) -> dict[str, Any]:
-        """The scope as shown to parties and officers: pseudonyms are counted, not listed."""
-        shown = self.to_json()
-        shown["subjects"] = len(self.subjects)
-        return shown
-
-
-def check_scope(session: Session, convenant: Convenant, scope: Scope, party_id: str | None) -> None:
-    """Refuse ids that do not exist, belong to another convenant, or (for a party) are not its own."""
-    errors = []
-    for i, submission_id in enumerate(scope.submissions):
-        row = session.get(Submission, submission_id) if is_uuid(submission_id) else None
-        if row is None or row.convenant_id != convenant.id:
-            errors.append(_error(f"scope.submissions.{i}", "unknown_submission", "Deze inzending bestaat niet."))
-        elif party_id is not None and row.party_id != party_id:
-            errors.append(
-                _error(f"scope.submissions.{i}", "not_your_submission", "Deze inzending is niet van uw partij.")
-            )
-    for i, delivery_id in enumerate(scope.deliveries):
-        delivery = session.get(Delivery, delivery_id) if is_uuid(delivery_id) else None
-        if delivery is None or delivery.convenant_id != convenant.id:
-            errors.append(_error(f"scope.deliveries.{i}", "unknown_delivery", "Deze levering bestaat niet."))
-        elif party_id is not None and party_id not in (delivery.sender_party_id, delivery.recipient_party_id):
-            errors.append(
-                _error(
-                    f"scope.deliveries.{i}",
-                    "not_your_delivery",
-                    "Uw partij heeft deze levering niet verstuurd of ontvangen.",
-                )
-            )
-    if errors:
-        raise ValidationFailed("De reikwijdte van de melding klopt niet.", errors)
-
-
-def _error(field_name: str, code: str, message: str) -> dict[str, Any]:
-    return {"record": None, "field": field_name, "code": code, "message": message}
-
-
-# -- impact from the audit log ----------------------------------------------------------------------
-
-
-@dataclass
-class ImpactCount:
-    """Who sent or learned what about whom, as the audit log says."""
-
-    subjects: set[str] = field(default_factory=set)
-    by_category: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
-    parties: dict[str, dict[str, dict[str, set[str]]]] = field(
-        default_factory=lambda: defaultdict(lambda: defaultdict(lambda: defaultdict(set)))
-    )
-
-    def add(self, party: str | None, how: str, category: str, subject: str) -> None:
-        self.subjects.add(subject)
-        self.by_category[category].add(subject)
-        if party:
-            self.parties[party][how][category].add(subject)
-
-
-def _flows(name: str, actor_party: str | None, attributes: dict[str, Any]) -> list[tuple[str | None, str]]:
-    """Which party did what (sent, received, fetched) according to one per-pupil entry."""
-    if name == "record.received":
-        return [(actor_party, SENT)]
-    if name == "delivery.created":
-        return [(actor_party, SENT), (attributes.get("recipient"), RECEIVED)]
-    if name == "delivery.fetched":
-        return [(actor_party, FETCHED)]
-    if name == "match.record_disclosed":
-        return [(attributes.get("from"), SENT), (attributes.get("to"), RECEIVED)]
-    return []
-
-
-def _match_runs_of(session: Session, delivery_ids: Sequence[str]) -> dict[str, tuple[str, str]]:
-    """For match deliveries in scope: run id -> (from, to), so their disclosure entries match too."""
-    runs = {}
-    for delivery in session.scalars(select(Delivery).where(Delivery.id.in_(delivery_ids))):
-        run_id = (delivery.summary or {}).get("run_id")
-        if run_id:
-            runs[run_id] = (delivery.sender_party_id, delivery.recipient_party_id)
-    return runs
-
-
-def compute_impact(
-    session: Session, convenant: Convenant, scope: Scope, now: dt.datetime
-) -> tuple[dict[str, Any], set[str]]:
-    """Read the audit log and say who sent and learned which categories about how many pupils.
-
-    Returns the impact (counts only) and the pseudonyms concerned (for per-pupil audit entries).
-    """
-    size = session.scalar(select(func.count()).select_from(AuditEntryRow)) or 0
-    query = select(
-        AuditEntryRow.name, AuditEntryRow.actor_party, AuditEntryRow.data_subject_id, AuditEntryRow.canonical
-    ).where(
-        AuditEntryRow.convenant_id == convenant.id,
-        AuditEntryRow.name.in_(IMPACT_ENTRIES),
-        AuditEntryRow.data_subject_id.is_not(None),
-        AuditEntryRow.idx < size,
-    )
-    if scope.window:
-        query = query.where(AuditEntryRow.start_time >= scope.window[0], AuditEntryRow.start_time <= scope.window[1])
-    subject_filter = set(scope.subjects)
-    if subject_filter and len(subject_filter) <= 500:
-        query = query.where(AuditEntryRow.data_subject_id.in_(subject_filter))
-    submissions, deliveries = set(scope.submissions), set(scope.deliveries)
-    match_runs = _match_runs_of(session, scope.deliveries) if deliveries else {}
-    count = ImpactCount()
-    for row in session.execute(query.execution_options(yield_per=5000)):
-        if subject_filter and row.data_subject_id not in subject_filter:
-            continue
-        entry = json.loads(row.canonical)
-        attributes = entry.get("attributes") or {}
-        if submissions and attributes.get("submission_id") not in submissions:
-            continue
-        if deliveries and attributes.get("delivery_id") not in deliveries:
-            run = match_runs.get(attributes.get("run_id", ""))
-            if run is None or (attributes.get("from"), attributes.get("to")) != run:
-                continue
-        category = str(attributes.get("category") or "onbekend")
-        for party, how in _flows(row.name, row.actor_party, attributes):
-            count.add(party, how, category, str(row.data_subject_id))
-    return _impact_document(convenant, count, size, now), count.subjects
-
-
-def _impact_document(convenant: Convenant, count: ImpactCount, size: int, now: dt.datetime) -> dict[str, Any]:
-    categories = [c for c in convenant.categories if c in count.by_category] + sorted(
-        c for c in count.by_category if c not in convenant.categories
-    )
-    field_names: list[str] = []
-    for category_id in categories:
-        category = convenant.categories.get(category_id)
-        for name in category.field_names if category else ():
-            if name not in field_names:
-                field_names.append(name)
-    parties = []
-    for party in convenant.parties:
-        flows = count.parties.get(party.id)
-        if not flows:
-            continue
-        subjects = set().union(*(s for how in flows.values() for s in how.values()))
-        parties.append(
-            {
-                "party_id": party.id,
-                "name": party.name,
-                "data_subjects": len(subjects),
-                **{how: {c: len(s) for c, s in sorted(flows[how].items())} for how in (SENT, RECEIVED, FETCHED)},
-            }
-        )
-    return {
-        "data_subjects": len(count.subjects),
-        "data_subject_categories": [
-            {"category": c, "label": _category_label(convenant, c), "count": len(count.by_category[c])}
-            for c in categories
-        ],
-        "personal_data_categories": [{"field": n, "label": convenant.fields[n].label} for n in field_names],
-        "parties": parties,
-        "audit_tree_size": size,
-        "computed_at": now.isoformat(),
-    }
-
-
-def _category_label(convenant: Convenant, category_id: str) -> str:
-    category = convenant.categories.get(category_id)
-    return category.label if category else category_id
-
-
-def affected_parties(impact: dict[str, Any], reporter: str | None) -> list[str]:
-    """Every party that sent or received data in scope, except the reporter: they must be informed."""
-    return [p["party_id"] for p in impact.get("parties", []) if p["party_id"] != reporter]
 
 
 # -- reporting --------------------------------------------------------------------------------------
@@ -296,7 +91,7 @@ def report(session: Session, report: Report, recorder: Recorder, now: dt.datetim
     if report.detected_at > now + CLOCK_SKEW:
         raise ValidationFailed(
             "Het moment van vaststellen ligt in de toekomst.",
-            [_error("detected_at", "future_time", "Het moment van vaststellen mag niet in de toekomst liggen.")],
+            [field_error("detected_at", "future_time", "Het moment van vaststellen mag niet in de toekomst liggen.")],
         )
     if report.reporting_party is not None and convenant.party(report.reporting_party) is None:
         raise Forbidden("Uw partij neemt niet deel aan dit convenant.")
@@ -765,13 +560,17 @@ def decide_ap(
     errors = []
     if decision.reported_to_ap:
         if not decision.ap_reference:
-            errors.append(_error("ap_reference", "required", "Geef het kenmerk van de melding bij de AP."))
+            errors.append(field_error("ap_reference", "required", "Geef het kenmerk van de melding bij de AP."))
         if decision.reported_at is None:
-            errors.append(_error("reported_at", "required", "Geef het moment van de melding bij de AP."))
+            errors.append(field_error("reported_at", "required", "Geef het moment van de melding bij de AP."))
         elif decision.reported_at > now + CLOCK_SKEW:
-            errors.append(_error("reported_at", "future_time", "Het moment van melden mag niet in de toekomst liggen."))
+            errors.append(
+                field_error("reported_at", "future_time", "Het moment van melden mag niet in de toekomst liggen.")
+            )
     elif not decision.reasoning:
-        errors.append(_error("reasoning", "required", "Onderbouw waarom niet aan de AP is gemeld; dat is verplicht."))
+        errors.append(
+            field_error("reasoning", "required", "Onderbouw waarom niet aan de AP is gemeld; dat is verplicht.")
+        )
     if errors:
         raise ValidationFailed("Het besluit over melding aan de AP is niet compleet.", errors)
     party.ap_reported = decision.reported_to_ap
@@ -821,13 +620,19 @@ def correct_impact(
     errors = []
     for i, (category, _n) in enumerate(correction.data_subject_categories or ()):
         if category not in convenant.categories:
-            errors.append(_error(f"data_subject_categories.{i}.category", "unknown_category", "Onbekende categorie."))
+            errors.append(
+                field_error(f"data_subject_categories.{i}.category", "unknown_category", "Onbekende categorie.")
+            )
     for i, name in enumerate(correction.personal_data_categories or ()):
         if name not in convenant.fields:
-            errors.append(_error(f"personal_data_categories.{i}", "unknown_field", "Dit veld kent het convenant niet."))
+            errors.append(
+                field_error(f"personal_data_categories.{i}", "unknown_field", "Dit veld kent het convenant niet.")
+            )
     for i, party_id in enumerate(correction.add_parties):
         if convenant.party(party_id) is None:
-            errors.append(_error(f"add_parties.{i}", "unknown_party", "Deze partij neemt niet deel aan het convenant."))
+            errors.append(
+                field_error(f"add_parties.{i}", "unknown_party", "Deze partij neemt niet deel aan het convenant.")
+            )
     if errors:
         raise ValidationFailed("De correctie klopt niet.", errors)
     impact = dict(breach.impact)
@@ -837,7 +642,7 @@ def correct_impact(
         changed.append("data_subjects")
     if correction.data_subject_categories is not None:
         impact["data_subject_categories"] = [
-            {"category": c, "label": _category_label(convenant, c), "count": n}
+            {"category": c, "label": category_label(convenant, c), "count": n}
             for c, n in correction.data_subject_categories
         ]
         changed.append("data_subject_categories")
@@ -895,7 +700,7 @@ def close(
     _open(breach)
     parties = parties_of(session, breach)
     errors = [
-        _error(
+        field_error(
             f"parties.{p.party_id}.ap_decision",
             "ap_decision_missing",
             f"{party_name(convenant, p.party_id)} heeft nog niet vastgelegd of het datalek aan de AP is gemeld.",
@@ -904,7 +709,7 @@ def close(
         if p.ap_reported is None
     ]
     if not measures.strip():
-        errors.insert(0, _error("measures", "required", "Beschrijf de genomen maatregelen."))
+        errors.insert(0, field_error("measures", "required", "Beschrijf de genomen maatregelen."))
     if errors:
         raise Conflict("Het datalek kan nog niet worden gesloten.", errors)
     breach.measures, breach.closed_at, breach.closed_by = measures.strip(), now, recorder.actor.id
@@ -968,7 +773,7 @@ def contain(
     if party_row(session, breach, party_id) is None:
         raise ValidationFailed(
             "Deze partij is niet bij het datalek betrokken.",
-            [_error("party_id", "not_in_breach", "Alleen een partij van dit datalek kan worden opgeschort.")],
+            [field_error("party_id", "not_in_breach", "Alleen een partij van dit datalek kan worden opgeschort.")],
         )
     if active_suspensions(session, party_id=party_id, breach_id=breach.id):
         raise Conflict("Deze partij is voor dit datalek al opgeschort.")
@@ -1013,182 +818,3 @@ def _lift(session: Session, breach: Breach, suspension: PartySuspension, recorde
         convenant_id=breach.convenant_id,
         attributes={"breach_id": breach.id, "party": suspension.party_id},
     )
-
-
-# -- presentation -----------------------------------------------------------------------------------
-
-
-def events_of(session: Session, breach: Breach) -> list[BreachEvent]:
-    return list(
-        session.scalars(select(BreachEvent).where(BreachEvent.breach_id == breach.id).order_by(BreachEvent.seq))
-    )
-
-
-@dataclass(frozen=True)
-class Notice:
-    """One queued notice of a breach and every attempt to deliver it."""
-
-    entry: OutboxEntry
-    attempts: list[OutboxAttempt]
-
-
-def notices_of(session: Session, breach: Breach) -> list[Notice]:
-    """The breach's notices (webhooks and e-mails, to parties and officers), oldest first."""
-    entries = session.scalars(
-        select(OutboxEntry)
-        .where(OutboxEntry.dedupe_key.startswith(f"breach:{breach.id}:"))
-        .order_by(OutboxEntry.created_at, OutboxEntry.id)
-    ).all()
-    attempts: dict[str, list[OutboxAttempt]] = defaultdict(list)
-    if entries:
-        for attempt in session.scalars(
-            select(OutboxAttempt)
-            .where(OutboxAttempt.entry_id.in_([e.id for e in entries]))
-            .order_by(OutboxAttempt.attempted_at)
-        ):
-            attempts[attempt.entry_id].append(attempt)
-    return [Notice(entry, attempts[entry.id]) for entry in entries]
-
-
-def _iso(moment: dt.datetime | None) -> str | None:
-    return moment.isoformat() if moment else None
-
-
-def view(
-    session: Session, breach: Breach, convenant: Convenant, now: dt.datetime, *, with_events: bool = False
-) -> dict[str, Any]:
-    """A breach as the API shows it; the state is derived as of `now`, so a deadline never waits for a job."""
-    parties = parties_of(session, breach)
-    state = derive_state(breach, parties, now)
-    seconds_left = int((breach.notify_deadline - now).total_seconds())
-    shown: dict[str, Any] = {
-        "id": breach.id,
-        "number": breach.number,
-        "convenant_id": breach.convenant_id,
-        "reporting_party": breach.reporting_party_id,
-        "reported_by": breach.reported_by,
-        "reported_at": breach.reported_at.isoformat(),
-        "detected_at": breach.detected_at.isoformat(),
-        "detected_at_local": local_text(breach.detected_at),
-        "deadline": breach.notify_deadline.isoformat(),
-        "deadline_local": local_text(breach.notify_deadline),
-        "ap_deadline": breach.ap_deadline.isoformat(),
-        "ap_deadline_local": local_text(breach.ap_deadline),
-        "state": state,
-        "late": is_late(breach, parties, now),
-        "late_since": _iso(breach.late_since or (breach.notify_deadline if state == TE_LAAT else None)),
-        "seconds_left": seconds_left if state not in (BEVESTIGD, GESLOTEN) else None,
-        "description": breach.description,
-        "suspected_cause": breach.suspected_cause,
-        "scope": Scope.from_json(breach.scope).public(),
-        "impact": breach.impact,
-        "impact_computed": breach.impact_computed,
-        "parties": [_party_view(breach, p, convenant, now) for p in parties],
-        "containment": [
-            {
-                "party_id": s.party_id,
-                "started_at": s.started_at.isoformat(),
-                "started_by": s.started_by,
-                "lifted_at": _iso(s.lifted_at),
-            }
-            for s in suspensions_of(session, breach)
-        ],
-        "measures": breach.measures,
-        "closed_at": _iso(breach.closed_at),
-        "closed_by": breach.closed_by,
-        "trace_id": breach.trace_id,
-    }
-    if with_events:
-        shown["events"] = [
-            {"at": e.at.isoformat(), "actor": e.actor, "kind": e.kind, "detail": e.detail}
-            for e in events_of(session, breach)
-        ]
-    return shown
-
-
-def _party_view(breach: Breach, party: BreachParty, convenant: Convenant, now: dt.datetime) -> dict[str, Any]:
-    decision = None
-    if party.ap_reported is not None:
-        decision = {
-            "reported_to_ap": party.ap_reported,
-            "ap_reference": party.ap_reference,
-            "reported_at": _iso(party.ap_reported_at),
-            "reasoning": party.ap_reasoning,
-            "decided_at": _iso(party.ap_decided_at),
-            "decided_by": party.ap_decided_by,
-        }
-    return {
-        "party_id": party.party_id,
-        "name": party_name(convenant, party.party_id),
-        "role": party.role,
-        "notified_at": _iso(party.notified_at),
-        "notified_via": party.notified_via,
-        "acknowledged_at": _iso(party.acknowledged_at),
-        "ap_decision": decision,
-        "ap_deadline": breach.ap_deadline.isoformat(),
-        "ap_overdue": party.ap_reported is None and now >= breach.ap_deadline,
-    }
-
-
-REGISTER_COLUMNS = (
-    "nummer",
-    "convenant",
-    "melder",
-    "vastgesteld_op",
-    "gemeld_op",
-    "uiterste_informeren",
-    "status",
-    "te_laat",
-    "vermeende_oorzaak",
-    "omschrijving",
-    "categorieen_persoonsgegevens",
-    "categorieen_betrokkenen",
-    "aantal_betrokkenen",
-    "betrokken_partijen",
-    "bevestigd_door",
-    "besluiten_ap",
-    "maatregelen",
-    "gesloten_op",
-)
-
-
-def register_rows(
-    session: Session, breaches: Iterable[Breach], convenants: dict[str, Convenant], now: dt.datetime
-) -> Iterable[dict[str, Any]]:
-    """The breach register (AVG art. 33 lid 5): one row per breach, reported to the AP or not."""
-    for breach in breaches:
-        convenant = convenants.get(breach.convenant_id)
-        if convenant is None:
-            continue
-        parties = parties_of(session, breach)
-        impact = breach.impact
-        decisions = []
-        for p in parties:
-            if p.ap_reported is None:
-                decisions.append(f"{p.party_id}: geen besluit")
-            elif p.ap_reported:
-                decisions.append(f"{p.party_id}: gemeld ({p.ap_reference}, {_iso(p.ap_reported_at)})")
-            else:
-                decisions.append(f"{p.party_id}: niet gemeld: {p.ap_reasoning}")
-        yield {
-            "nummer": breach.number,
-            "convenant": breach.convenant_id,
-            "melder": breach.reporting_party_id or BROKER_REPORTER,
-            "vastgesteld_op": breach.detected_at.isoformat(),
-            "gemeld_op": breach.reported_at.isoformat(),
-            "uiterste_informeren": breach.notify_deadline.isoformat(),
-            "status": derive_state(breach, parties, now),
-            "te_laat": "ja" if is_late(breach, parties, now) else "nee",
-            "vermeende_oorzaak": breach.suspected_cause,
-            "omschrijving": breach.description,
-            "categorieen_persoonsgegevens": ", ".join(c["field"] for c in impact.get("personal_data_categories", [])),
-            "categorieen_betrokkenen": ", ".join(
-                f"{c['category']}: {c['count']}" for c in impact.get("data_subject_categories", [])
-            ),
-            "aantal_betrokkenen": impact.get("data_subjects", 0),
-            "betrokken_partijen": ", ".join(p.party_id for p in parties if p.role == AFFECTED),
-            "bevestigd_door": ", ".join(p.party_id for p in parties if p.acknowledged_at is not None),
-            "besluiten_ap": "; ".join(decisions),
-            "maatregelen": breach.measures or "",
-            "gesloten_op": _iso(breach.closed_at) or "",
-        }
