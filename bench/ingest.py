@@ -49,13 +49,16 @@ def fresh_database(url: str | None, tmp: Path) -> str:
     return f"sqlite:///{tmp / f'bench-{uuid.uuid4().hex[:8]}.db'}"
 
 
-def measure_api(records: list[dict], url: str, tmp: Path, kind: str = "quarterly_list") -> float:
+def measure_api(
+    records: list[dict], url: str, tmp: Path, kind: str = "quarterly_list", config: dict | None = None
+) -> float:
     app = create_app({
         "TESTING": True,
         "DATABASE_URL": url,
         "MASTER_KEY": base64.b64encode(os.urandom(32)).decode(),
         "KEY_VAULT_DIR": str(tmp / "vault"),
         "LOG_LEVEL": "WARNING",
+        **(config or {}),
     })
     upgrade(url)
     runner = app.test_cli_runner()
