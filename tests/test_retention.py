@@ -318,3 +318,18 @@ def test_after_a_full_quarter_and_retention_runs_nothing_is_held_past_its_period
         )
     assert quarters == {following}
     assert destroyed and destroyed > 0
+
+
+def test_the_review_page_shows_holdings_and_flags_what_is_past_retention(
+    app: Any, runner: Any, clock: Clock, rbl: Party, liemers: Party, make_officer: Any, officer_client: Any
+) -> None:
+    app.config["SESSION_COOKIE_SECURE"] = False
+    send_case(rbl, liemers, ack=True)
+    http = officer_client(make_officer("auditor"))
+    page = http.get("/review/bewaartermijnen").get_data(as_text=True)
+    assert "geleverd en bewaartermijn verstreken" in page and "over hun bewaartermijn" not in page
+    clock.advance(days=8)
+    page = http.get("/review/bewaartermijnen").get_data(as_text=True)
+    assert "2 records zijn over hun bewaartermijn" in page
+    retention_run(runner)
+    assert "geen persoonsgegevens" in http.get("/review/bewaartermijnen").get_data(as_text=True)
