@@ -175,7 +175,7 @@ class Actions:
     convenant: Convenant
     pseudonym: str
     may_erase: bool
-    restrictions: list[access_report.RestrictionLine]
+    restrictions: list[reports.RestrictionLine]
 
 
 def _actions(report: reports.AccessReport, pseudonyms: dict[str, str], viewer: Viewer) -> list[Actions]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
@@ -147,3 +148,75 @@ def acknowledge(delivery: Delivery, now: dt.datetime) -> bool:
     if delivery.fetched_at is None:
         delivery.fetched_at = now
     return True
+
+
+@dataclass(frozen=True)
+class Message:
+    """One sealed record the broker itself sends on a party's behalf: an end notice, a forwarded request."""
+
+    convenant_id: str
+    kind: str
+    sender: str
+    client_id: str
+    category: str
+    gemeente: str
+    pseudonym: str
+    pseudonym_kid: str
+    body: dict[str, Any]
+
+
+def send_message(
+    session: Session, keyring: Keyring, message: Message, recipients: list[str], now: dt.datetime
+) -> dict[str, Delivery]:
+    """Store `message` as a one-record submission with its own data key, and deliver it to each recipient.
+
+    Its own key means it is purged on its own. The caller audits the deliveries.
+    """
+    data_key, key = keyring.new_data_key(message.convenant_id)
+    submission = Submission(
+        id=str(uuid.uuid4()),
+        convenant_id=message.convenant_id,
+        party_id=message.sender,
+        client_id=message.client_id,
+        kind=message.kind,
+        quarter=None,
+        record_count=1,
+        data_key_id=data_key.id,
+        received_at=now,
+    )
+    # No ORM relationships order these inserts: flush each level before the rows that point at it.
+    session.add(submission)
+    session.flush()
+    payload = json.dumps(message.body, ensure_ascii=False, separators=(",", ":")).encode()
+    session.add(
+        Record(
+            submission_id=submission.id,
+            seq=0,
+            category=message.category,
+            gemeente=message.gemeente,
+            pseudonym=message.pseudonym,
+            pseudonym_kid=message.pseudonym_kid,
+            payload=Sealer(key).seal(payload, f"{submission.id}/0".encode()),
+            corrects=None,
+        )
+    )
+    deliveries = {
+        recipient: Delivery(
+            id=str(uuid.uuid4()),
+            convenant_id=message.convenant_id,
+            kind=message.kind,
+            submission_id=submission.id,
+            sender_party_id=message.sender,
+            recipient_party_id=recipient,
+            record_count=1,
+            created_at=now,
+            fetched_at=None,
+            acked_at=None,
+        )
+        for recipient in recipients
+    }
+    session.add_all(deliveries.values())
+    session.flush()
+    session.add_all(DeliveryRecord(delivery_id=d.id, submission_id=submission.id, seq=0) for d in deliveries.values())
+    session.flush()
+    return deliveries

@@ -34,6 +34,7 @@ from broker.errors import BrokerError, NotFound, ValidationFailed
 from broker.keyring import Keyring
 from broker.models import AuditEntryRow, CaseEnding, Delivery, DeliveryRecord, Record, Submission
 from broker.services import outbox
+from broker.services.delivery import Message, send_message
 from broker.services.purge import purge_records, records_of_subject
 from broker.services.submission import (
     Accepted,
@@ -44,8 +45,7 @@ from broker.services.submission import (
     store,
     validate_records,
 )
-from keys.envelope import Sealer
-from schemas.convenant import Convenant, EndingReason, Party
+from schemas.convenant import Convenant, EndingReason
 from schemas.validation import Bsn, RecordValidator
 
 CASE = "case"
@@ -203,17 +203,19 @@ def end_case(
         "ending_reason_code": chosen.code,
         "ending_reason_text": chosen.text,
     }
-    payload = json.dumps(notice, ensure_ascii=False, separators=(",", ":")).encode()
-    columns = {
-        "convenant_id": convenant.id,
-        "category": END_CATEGORY,
-        "gemeente": _last_gemeente(session, convenant.id, pseudonym),
-        "pseudonym": pseudonym,
-        "pseudonym_kid": pseudonymiser.kid,
-    }
-    notices = [
-        _send_notice(session, keyring, party, client_id, recipient, payload, columns, now) for recipient in notified
-    ]
+    message = Message(
+        convenant_id=convenant.id,
+        kind=END_NOTICE,
+        sender=party.id,
+        client_id=client_id,
+        category=END_CATEGORY,
+        gemeente=_last_gemeente(session, convenant.id, pseudonym),
+        pseudonym=pseudonym,
+        pseudonym_kid=pseudonymiser.kid,
+        body=notice,
+    )
+    # One submission per recipient, so that each notice is purged on its own.
+    notices = [send_message(session, keyring, message, [recipient], now)[recipient] for recipient in notified]
     uri = auditing.activity(convenant.id, CASE)
     _announce(session, recorder, uri, ending, chosen, notices)
     purged = purge_records(session, keyring, doomed, recorder, now, reason=ENDED, attributes={"ending_id": ending.id})
@@ -269,62 +271,6 @@ def _announce(
                 "ending_id": ending.id,
             },
         )
-
-
-def _send_notice(
-    session: Session,
-    keyring: Keyring,
-    sender: Party,
-    client_id: str,
-    recipient: str,
-    payload: bytes,
-    columns: dict[str, Any],
-    now: dt.datetime,
-) -> Delivery:
-    """Store one end notice and deliver it: its own submission and data key, so each is purged alone."""
-    convenant_id = columns["convenant_id"]
-    data_key, key = keyring.new_data_key(convenant_id)
-    submission = Submission(
-        id=str(uuid.uuid4()),
-        convenant_id=convenant_id,
-        party_id=sender.id,
-        client_id=client_id,
-        kind=END_NOTICE,
-        quarter=None,
-        record_count=1,
-        data_key_id=data_key.id,
-        received_at=now,
-    )
-    record = Record(
-        submission_id=submission.id,
-        seq=0,
-        category=columns["category"],
-        gemeente=columns["gemeente"],
-        pseudonym=columns["pseudonym"],
-        pseudonym_kid=columns["pseudonym_kid"],
-        payload=Sealer(key).seal(payload, f"{submission.id}/0".encode()),
-        corrects=None,
-    )
-    delivery = Delivery(
-        id=str(uuid.uuid4()),
-        convenant_id=convenant_id,
-        kind=END_NOTICE,
-        submission_id=submission.id,
-        sender_party_id=sender.id,
-        recipient_party_id=recipient,
-        record_count=1,
-        created_at=now,
-        fetched_at=None,
-        acked_at=None,
-    )
-    # No ORM relationships order these inserts: flush each level before the rows that point at it.
-    session.add(submission)
-    session.flush()
-    session.add_all([record, delivery])
-    session.flush()
-    session.add(DeliveryRecord(delivery_id=delivery.id, submission_id=submission.id, seq=0))
-    session.flush()
-    return delivery
 
 
 def audit_end_rejection(recorder: Recorder, convenant: Convenant, refusal: BrokerError) -> None:

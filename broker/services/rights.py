@@ -15,11 +15,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 import uuid
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from broker import auditing
@@ -28,17 +27,13 @@ from broker.errors import Conflict
 from broker.keyring import Keyring
 from broker.models import (
     AuditEntryRow,
-    Delivery,
-    DeliveryRecord,
-    Record,
     SubjectRequest,
     SubjectRestriction,
-    Submission,
 )
 from broker.runtime import AMSTERDAM
 from broker.services import outbox
+from broker.services.delivery import Message, send_message
 from broker.services.purge import commit_purge, purge_records, records_of_subject
-from keys.envelope import Sealer
 from schemas.convenant import Convenant
 
 BROKER = "broker"  # the broker itself: as a sender or receiver in the report, as requester of a restriction
@@ -180,9 +175,18 @@ def forward_request(
             "received_at": received_at.isoformat(),
             "note": note,
         }
-        deliveries = _deliver_request(
-            session, keyring, convenant, sealed, pseudonym, pseudonymiser.kid, received_by, client_id, recipients, now
+        message = Message(
+            convenant_id=convenant.id,
+            kind=REQUEST_KIND,
+            sender=received_by,
+            client_id=client_id,
+            category=REQUEST_KIND,
+            gemeente="",
+            pseudonym=pseudonym,
+            pseudonym_kid=pseudonymiser.kid,
+            body=sealed,
         )
+        deliveries = {r: d.id for r, d in send_message(session, keyring, message, recipients, now).items()}
     for recipient, delivery_id in deliveries.items():
         outbox.enqueue(
             session,
@@ -208,67 +212,6 @@ def forward_request(
         )
     session.flush()
     return Forwarded(request, deliveries)
-
-
-def _deliver_request(
-    session: Session,
-    keyring: Keyring,
-    convenant: Convenant,
-    sealed: dict[str, Any],
-    pseudonym: str,
-    pseudonym_kid: str,
-    sender: str,
-    client_id: str,
-    recipients: Iterable[str],
-    now: dt.datetime,
-) -> dict[str, str]:
-    """Store the request as a one-record submission with its own data key, and a delivery per recipient."""
-    data_key, key = keyring.new_data_key(convenant.id)
-    submission = Submission(
-        id=str(uuid.uuid4()),
-        convenant_id=convenant.id,
-        party_id=sender,
-        client_id=client_id,
-        kind=REQUEST_KIND,
-        quarter=None,
-        record_count=1,
-        data_key_id=data_key.id,
-        received_at=now,
-    )
-    session.add(submission)
-    session.flush()
-    payload = json.dumps(sealed, ensure_ascii=False, separators=(",", ":")).encode()
-    session.add(
-        Record(
-            submission_id=submission.id,
-            seq=0,
-            category=REQUEST_KIND,
-            gemeente="",
-            pseudonym=pseudonym,
-            pseudonym_kid=pseudonym_kid,
-            payload=Sealer(key).seal(payload, f"{submission.id}/0".encode()),
-        )
-    )
-    deliveries = {}
-    for recipient in recipients:
-        delivery = Delivery(
-            id=str(uuid.uuid4()),
-            convenant_id=convenant.id,
-            kind=REQUEST_KIND,
-            submission_id=submission.id,
-            sender_party_id=sender,
-            recipient_party_id=recipient,
-            record_count=1,
-            created_at=now,
-            fetched_at=None,
-            acked_at=None,
-        )
-        session.add(delivery)
-        deliveries[recipient] = delivery.id
-    session.flush()
-    links = [{"delivery_id": d, "submission_id": submission.id, "seq": 0} for d in deliveries.values()]
-    session.execute(insert(DeliveryRecord), links)
-    return deliveries
 
 
 # -- restriction (AVG art. 18) and erasure (art. 17) -------------------------------------------------
