@@ -55,7 +55,7 @@ def notices_of(session: Session, breach: Breach) -> list[Notice]:
     """The breach's notices (webhooks and e-mails, to parties and officers), oldest first."""
     entries = session.scalars(
         select(OutboxEntry)
-        .where(OutboxEntry.dedupe_key.startswith(f"breach:{breach.id}:"))
+        .where(OutboxEntry.dedupe_key.startswith(f"breach:{breach.id}:", autoescape=True))
         .order_by(OutboxEntry.created_at, OutboxEntry.id)
     ).all()
     attempts: dict[str, list[OutboxAttempt]] = defaultdict(list)

@@ -367,7 +367,7 @@ def _note_delivered_notices(session: Session, breach: Breach, recorder: Recorder
         prefix = f"breach:{breach.id}:breach.notified:{party.party_id}:"
         delivered = session.execute(
             select(OutboxEntry.delivered_at, OutboxEntry.channel)
-            .where(OutboxEntry.dedupe_key.startswith(prefix), OutboxEntry.delivered_at.is_not(None))
+            .where(OutboxEntry.dedupe_key.startswith(prefix, autoescape=True), OutboxEntry.delivered_at.is_not(None))
             .order_by(OutboxEntry.delivered_at)
             .limit(1)
         ).first()
