@@ -7,31 +7,17 @@ import datetime as dt
 import io
 import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import CONVENANT, Clock, Party, csrf_from, make_bsn, make_record, refresh_token
+from conftest import CONVENANT, Clock, Party, browser_test, csrf_from, make_bsn, make_record, refresh_token
 from sqlalchemy import text
 
 from broker import runtime
 from broker.extensions import db
 from broker.runtime import AMSTERDAM
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-browser_test = pytest.mark.skipif(
-    not CHROMIUM.exists(), reason="Debian's chromium is not installed at /usr/bin/chromium (apt-get install chromium)"
-)
 RBL, LIEMERS, PASSEND_WIJS = "rbl-midden-gelre", "swv-de-liemers", "swv-passend-wijs"
 RBL_NAME, LIEMERS_NAME = "MGR RBL Midden-Gelre", "Samenwerkingsverband De Liemers"
 BREACH_URL = re.compile(r"/review/datalekken/([0-9a-f-]{36})$")
@@ -109,25 +95,6 @@ def without_ids(html: str) -> str:
 
 
 # -- the browser ---------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def page(browser: Any, live_server: str) -> Iterator[Any]:
-    context = browser.new_context(base_url=live_server, accept_downloads=True, locale="nl-NL")
-    context.set_default_timeout(15_000)
-    page = context.new_page()
-    yield page
-    context.close()
 
 
 def log_in(page: Any, username: str) -> None:

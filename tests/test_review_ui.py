@@ -10,12 +10,11 @@ import json
 import os
 import re
 import stat
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import CONVENANT, OFFICER_PASSWORD, Party, close_log_files, csrf_from, make_bsn, make_record
+from conftest import CONVENANT, OFFICER_PASSWORD, Party, browser_test, close_log_files, csrf_from, make_bsn, make_record
 from sqlalchemy import select
 
 from broker import create_app, runtime
@@ -23,14 +22,6 @@ from broker.extensions import db
 from broker.models import AuditEntryRow
 from broker.review import integrity
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]
-browser_test = pytest.mark.skipif(
-    not CHROMIUM.exists(), reason="Debian's chromium is not installed at /usr/bin/chromium (apt-get install chromium)"
-)
 CSV_HEADER = [
     "index", "time", "name", "actor", "parties", "convenant", "processing_activity_id",
     "data_subject_id", "trace_id", "status",
@@ -63,25 +54,6 @@ def exchanged(rbl: Party, liemers: Party) -> None:
 
 
 # -- the browser ---------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def page(browser: Any, live_server: str) -> Iterator[Any]:
-    context = browser.new_context(base_url=live_server, accept_downloads=True, locale="nl-NL")
-    context.set_default_timeout(15_000)
-    page = context.new_page()
-    yield page
-    context.close()
 
 
 def log_in(page: Any, username: str, password: str = OFFICER_PASSWORD, *, succeeds: bool = True) -> None:

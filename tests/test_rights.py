@@ -15,6 +15,7 @@ from conftest import (
     OFFICER_PASSWORD,
     SECOND_CONVENANT,
     Party,
+    browser_test,
     csrf_from,
     make_bsn,
     make_record,
@@ -26,17 +27,6 @@ from broker import runtime
 from broker.extensions import db
 from broker.models import AuditEntryRow, Delivery, DeliveryRecord, OutboxEntry, Record, SubjectRestriction
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-browser_test = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not at /usr/bin/chromium")
 RBL, LIEMERS, PASSEND_WIJS = "rbl-midden-gelre", "swv-de-liemers", "swv-passend-wijs"
 SUBJECT, OTHER = 1, 0  # the pupil asking, and a pupil in the same submission
 UUIDS = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|[0-9a-f]{16,}")
@@ -517,16 +507,6 @@ def test_forwarded_request_is_not_counted_as_holding_data(
 
 
 # -- in the browser -------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def browser() -> Any:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 @browser_test
