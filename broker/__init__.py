@@ -25,7 +25,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     if not app.config["MASTER_KEY"] and not app.config["MASTER_KEY_FILE"]:
         app.config["MASTER_KEY_FILE"] = os.path.join(app.instance_path, "master.key")
 
-    from broker import api, auth, cli, logging, review, runtime
+    from broker import api, auth, cli, limits, logging, metrics, ops, review, runtime
     from broker.extensions import api as smorest_api
     from broker.extensions import db
 
@@ -36,6 +36,14 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     smorest_api.register_blueprint(auth.blp)
     api.init_app(app)
     logging.init_app(app)
+    metrics.init_app(app)
+    ops.init_app(app)
+    limits.init_app(app)
     cli.init_app(app)
     review.init_app(app)
+    if app.config["TRUSTED_PROXIES"]:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        hops = int(app.config["TRUSTED_PROXIES"])
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
     return app

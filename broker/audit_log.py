@@ -83,9 +83,13 @@ def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
 
 
 def lock_log(session: Session) -> None:
-    """Serialise appends with a database lock (PostgreSQL); SQLite serialises writers itself."""
+    """Serialise appends, and whatever the caller numbers max+1 before them, with a database lock
+    held until the transaction ends: an advisory lock on PostgreSQL, the write lock on SQLite (a
+    write that changes nothing takes it now, not at the transaction's first real write)."""
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ADVISORY_LOCK})
+    else:
+        session.execute(text("UPDATE leases SET name = name WHERE 1 = 0"))
 
 
 def log_size(session: Session) -> int:

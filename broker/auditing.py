@@ -27,7 +27,7 @@ from audit.entry import (
     new_span_id,
     new_trace_id,
 )
-from broker import runtime
+from broker import metrics, runtime
 from broker.audit_log import AuditIntegrityError, CheckpointSigner, Pending, append_entries, sign_checkpoint
 from broker.errors import ServiceUnavailable
 from broker.models import AuditCheckpoint
@@ -141,10 +141,13 @@ def commit_audited(session: Session, recorder: Recorder, *, checkpoint: bool = T
         session.commit()
     except (SQLAlchemyError, AuditIntegrityError) as e:
         session.rollback()
+        metrics.AUDIT_REFUSALS.labels(type(e).__name__).inc()
         log.error("audit write failed; step refused", error=type(e).__name__)
         raise ServiceUnavailable(
-            "Het logboek kon niet worden bijgewerkt; de verwerking is niet uitgevoerd. Probeer het later opnieuw."
+            "Het logboek kon niet worden bijgewerkt; de verwerking is niet uitgevoerd. Probeer het later opnieuw.",
+            headers={"Retry-After": "5"},
         ) from e
+    metrics.committed(recorder.pending)
     recorder.pending.clear()
     return Committed(sealed, signed)
 

@@ -25,7 +25,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 
 from audit.entry import Actor
-from broker import runtime
+from broker import limits, runtime
 from broker.auditing import broker_activity, commit_audited, request_recorder
 from broker.errors import BadRequest, Forbidden, OAuthError, Unauthorized
 from broker.extensions import db
@@ -74,17 +74,22 @@ def token_endpoint_url() -> str:
     return url_for("oauth.token", _external=True)
 
 
-def _authenticate_client(assertion: str, now: dt.datetime) -> Client:
+def _unverified(assertion: str) -> tuple[Any, Client | None]:
+    """An assertion's `alg` and the registered client its `sub` names, before any check of them."""
     try:
         compact = jws.extract_compact(assertion.encode())
         alg = compact.protected.get("alg")
         claims = json.loads(compact.payload)
     except (JoseError, ValueError, UnicodeDecodeError) as e:
         raise OAuthError("invalid_client", INVALID_CLIENT, 401) from e
+    client_id = claims.get("sub") if isinstance(claims, dict) else None
+    return alg, db.session.get(Client, client_id) if _plausible_id(client_id) else None
+
+
+def _authenticate_client(assertion: str, now: dt.datetime) -> Client:
+    alg, client = _unverified(assertion)
     if alg not in CLIENT_ALGORITHMS:
         raise OAuthError("invalid_client", "Alleen RS256 en ES256 zijn toegestaan.", 401)
-    client_id = claims.get("sub") if isinstance(claims, dict) else None
-    client = db.session.get(Client, client_id) if _plausible_id(client_id) else None
     if client is None or client.revoked_at is not None:
         raise OAuthError("invalid_client", INVALID_CLIENT, 401)
     try:
@@ -189,17 +194,57 @@ def issue_access_token(client: Client, now: dt.datetime) -> dict[str, Any]:
             }
         },
     },
+    responses={
+        "200": {
+            "description": "An access token (a JWT signed with ES256) for the API, valid for at most an hour.",
+            "headers": {"API-Version": "ApiVersion"},
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["access_token", "token_type", "expires_in"],
+                        "properties": {
+                            "access_token": {"type": "string"},
+                            "token_type": {"type": "string", "enum": ["Bearer"]},
+                            "expires_in": {"type": "integer", "maximum": 3600},
+                        },
+                    }
+                }
+            },
+        },
+        "400": "OAuthProblem400",  # unsupported_grant_type, or a request werkzeug could not read
+        "401": "OAuthProblem401",  # invalid_client: the assertion is missing, invalid, expired or replayed
+        "413": "Problem413",
+        "429": "OAuthProblem429",  # too many requests from this address, or this client locked out here
+        "503": "Problem503",  # the audit log could not record the issued token; none is issued
+    },
 )
+@limits.limiter.limit(limits.token_rate, error_message=limits.TOO_MANY)
 def token() -> tuple[dict[str, Any], int, dict[str, str]]:
     """Issue an access token (client_credentials with private_key_jwt)."""
     form = request.form
-    if form.get("grant_type") != "client_credentials":
-        raise OAuthError("unsupported_grant_type", "Alleen grant_type=client_credentials.")
-    if form.get("client_assertion_type") != ASSERTION_TYPE or not form.get("client_assertion"):
-        raise OAuthError("invalid_client", "Authenticeer met private_key_jwt (RFC 7523).", 401)
+    claimed = _claimed_client(form.get("client_assertion"))
+    client_id = claimed.client_id if claimed is not None else None
+    subject = f"{client_id}@{limits.client_address()}" if client_id else None
     now = runtime.now()
-    client = _authenticate_client(form["client_assertion"], now)
+    if subject and (lockout := limits.locked(db.session, limits.TOKEN, subject, now)):
+        limits.refuse(db.session, limits.TOKEN, None, "locked out", {"client_id": client_id, "error": "locked"})
+        raise _locked_out(lockout, now)
+    try:
+        if form.get("grant_type") != "client_credentials":
+            raise OAuthError("unsupported_grant_type", "Alleen grant_type=client_credentials.")
+        if form.get("client_assertion_type") != ASSERTION_TYPE or not form.get("client_assertion"):
+            raise OAuthError("invalid_client", "Authenticeer met private_key_jwt (RFC 7523).", 401)
+        client = _authenticate_client(form["client_assertion"], now)
+    except OAuthError as e:
+        attributes = {"client_id": client_id, "error": e.extra["error"]}
+        lockout = limits.refuse(db.session, limits.TOKEN, subject, e.detail, attributes)
+        if lockout is not None:
+            raise _locked_out(lockout, now) from e
+        raise
     body = issue_access_token(client, now)
+    if subject is not None:
+        limits.succeeded(db.session, limits.TOKEN, subject)
     caller = Caller(client.client_id, client.party_id)
     recorder = request_recorder(caller.actor)
     recorder.add(
@@ -207,6 +252,24 @@ def token() -> tuple[dict[str, Any], int, dict[str, str]]:
     )
     commit_audited(db.session, recorder)
     return body, 200, {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+def _claimed_client(assertion: str | None) -> Client | None:
+    """The registered client an assertion claims to come from, if it names one."""
+    try:
+        return _unverified(assertion)[1] if assertion else None
+    except OAuthError:
+        return None
+
+
+def _locked_out(lockout: limits.Lockout, now: dt.datetime) -> OAuthError:
+    error = OAuthError(
+        "invalid_client",
+        "Te veel mislukte aanvragen voor deze client vanaf dit adres; probeer het later opnieuw.",
+        429,
+    )
+    error.headers["Retry-After"] = str(lockout.retry_after(now))
+    return error
 
 
 class PartySuspended(Forbidden):

@@ -19,7 +19,7 @@ from broker.auth import TOKEN_ALGORITHM, TOKEN_PURPOSE, import_public_key
 from broker.extensions import db
 from broker.migrate import upgrade
 from broker.models import Client
-from keys.master import MasterKeyError, create_master_key_file
+from keys.master import create_master_key_file
 
 
 def _create_app() -> Flask:
@@ -44,6 +44,7 @@ def init_command() -> None:
     if created := review.ensure_secret_key():
         click.echo(f"Created session secret {created} (for the review interface; keep it out of git).")
     upgrade(cfg["DATABASE_URL"])
+    runtime.key_vault().directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     keyring = runtime.keyring()
     for convenant_id in runtime.convenants():
         keyring.ensure_convenant_keys(convenant_id)
@@ -63,50 +64,42 @@ def init_command() -> None:
 @click.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=int, default=lambda: int(os.environ.get("PORT", "8000")), show_default="$PORT or 8000")
-@click.option("--workers", type=int, default=1, show_default=True)
+@click.option("--workers", type=int, default=None, help="Processes (default: 1 on SQLite, 2 per core otherwise).")
+@click.option("--threads", type=int, default=1, show_default=True, help="Threads per worker.")
 @click.option("--scheduler/--no-scheduler", default=True, show_default=True,
-              help="Also run due quarterly matches, reminders and the outbox in this process.")
-def serve_command(host: str, port: int, workers: int, scheduler: bool) -> None:
-    """Serve the broker with gunicorn (and, by default, the scheduler of due matches)."""
+              help="Also run due matches, reminders, breach deadlines, the outbox and retention (once, by lease).")
+def serve_command(host: str, port: int, workers: int | None, threads: int, scheduler: bool) -> None:
+    """Serve the broker with gunicorn; refuse an unsafe configuration (see broker/production.py)."""
     from gunicorn.app.base import BaseApplication
 
-    app = _create_app()
-    with app.app_context():
-        try:
-            runtime.master_key()
-        except MasterKeyError as e:
-            raise click.ClickException(f"{e}. Run `broker init` first.") from e
-    from broker.review.secret import secret_key_problem
+    from broker import serving
 
-    problem = secret_key_problem(app)
-    if problem:
-        raise click.ClickException(f"{problem}.")
+    app = _create_app()
+    workers = workers or serving.default_workers(app.config["DATABASE_URL"])
+    if not scheduler:
+        os.environ["BROKER_SCHEDULER"] = "0"
 
     class Server(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:
+            for name, value in serving.SETTINGS.items():
+                self.cfg.set(name, value)
             self.cfg.set("bind", f"{host}:{port}")
             self.cfg.set("workers", workers)
-            self.cfg.set("accesslog", None)
-            if scheduler:
-                self.cfg.set("post_worker_init", _start_scheduler)
+            self.cfg.set("threads", threads)
+            self.cfg.set("on_starting", serving.on_starting)
+            self.cfg.set("post_worker_init", serving.post_worker_init)
+            self.cfg.set("worker_exit", serving.worker_exit)
+            self.cfg.set("child_exit", serving.child_exit)
+            self.cfg.set("on_exit", serving.on_exit)
 
         def load(self) -> Flask:
             return app
 
-    click.echo(f"Broker on http://{host}:{port}  (OpenAPI: http://{host}:{port}/openapi.json)")
+    click.echo(
+        f"Broker on http://{host}:{port} with {workers} worker(s)  (OpenAPI: http://{host}:{port}/openapi.json, "
+        f"health: /healthz, /readyz, metrics: /metrics)"
+    )
     Server().run()
-
-
-def _start_scheduler(_worker: object) -> None:
-    """Run due matches, reminders and the outbox in each worker, after the fork.
-
-    Never in the master: a thread that holds a lock (SQLite's, say) while gunicorn forks leaves
-    that lock held forever in the worker. Several workers are harmless, since a database lock
-    lets only one of them run a given quarter.
-    """
-    from broker.scheduler import Scheduler
-
-    Scheduler(_create_app).start()
 
 
 @click.group("clients")

@@ -14,6 +14,10 @@ class Defaults:
 
     # sqlite:///<instance>/broker.db unless BROKER_DATABASE_URL says otherwise.
     DATABASE_URL: str | None = None
+    # Seconds. A request never waits longer than this for PostgreSQL to connect or to run one
+    # statement (0: no statement limit); past it, the answer is 503, never a hang.
+    DATABASE_CONNECT_TIMEOUT = 5
+    DATABASE_STATEMENT_TIMEOUT = 120
     CONVENANT_DIR = str(DEFAULT_DIR)
 
     # The master key wraps every other key. Base64 in BROKER_MASTER_KEY, or a file outside git
@@ -61,5 +65,19 @@ class Defaults:
     SMTP_FROM = "Convenant broker <noreply@convenant-broker.local>"
 
     MAX_CONTENT_LENGTH = 64 * 1024 * 1024
+    # `broker serve` and gunicorn (gunicorn.conf.py) refuse debug mode: see broker/production.py.
+    DEBUG = False
+    # How many proxies in front set X-Forwarded-For/-Proto/-Host (for client addresses and URLs).
+    TRUSTED_PROXIES = 0
+    # /metrics asks for this bearer token when set (else it is open: serve it on an internal network).
+    METRICS_TOKEN: str | None = None
+    # Failed token requests and logins: per client or username, this many in LOCKOUT_WINDOW seconds
+    # lock it out for LOCKOUT_SECONDS. Per address, RATELIMIT_* limit the request rate (flask-limiter).
+    LOCKOUT_FAILURES = 5
+    LOCKOUT_WINDOW = 15 * 60
+    LOCKOUT_SECONDS = 15 * 60
+    RATELIMIT_TOKEN = "30 per minute"
+    RATELIMIT_LOGIN = "10 per minute"
+    RATELIMIT_STORAGE_URI = "memory://"
     LOG_LEVEL = "INFO"
     JSON_SORT_KEYS = False

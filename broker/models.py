@@ -76,6 +76,26 @@ class AssertionJti(Base):
     expires_at: Mapped[dt.datetime] = mapped_column(index=True)
 
 
+class Lease(Base):
+    """A job's lease: only its holder runs the job until it expires (one scheduler for all workers)."""
+
+    __tablename__ = "leases"
+    name: Mapped[str] = mapped_column(String(50), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(100))
+    expires_at: Mapped[dt.datetime]
+
+
+class SignInFailure(Base):
+    """Recent failed token requests (per client and address) or logins (per username), for lockout."""
+
+    __tablename__ = "sign_in_failures"
+    kind: Mapped[str] = mapped_column(String(20), primary_key=True)
+    subject: Mapped[str] = mapped_column(String(200), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer)
+    window_started: Mapped[dt.datetime]
+    locked_until: Mapped[dt.datetime | None]
+
+
 class KeyMaterial(Base):
     """A key wrapped by the master key: per-convenant KEKs and pseudonym keys, broker signing keys."""
 

@@ -1,8 +1,11 @@
 """Run due matches, queue reminders, move breaches on and deliver the outbox: once (`tick`) or every
 minute (`Scheduler`). The Scheduler also purges what is past its retention, once an hour.
 
-`broker serve` starts a Scheduler; cron can call `broker match run-due` instead or as well: the
-quarter lock, row locks on open breaches and the outbox's unique keys make concurrent runners harmless.
+`broker serve` starts a Scheduler in every worker, but only the holder of the database lease
+"scheduler" runs the jobs, so they run once however many workers and instances there are; when
+the holder dies, another worker takes the lease over once it expires. Cron can call
+`broker match run-due` as well: the quarter lock, row locks on open breaches and the outbox's
+unique keys make concurrent runners harmless.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import structlog
 from flask import Flask, current_app
 
 from audit.entry import Actor
-from broker import mail, runtime
+from broker import leases, mail, runtime
 from broker.auditing import Recorder, commit_audited
 from broker.extensions import db
 from broker.services import breaches, matching, outbox, quarters, retention
@@ -25,6 +28,7 @@ log = structlog.get_logger("broker.scheduler")
 
 DEFAULT_INTERVAL = 60.0
 RETENTION_INTERVAL = dt.timedelta(hours=1)
+LEASE = "scheduler"
 
 
 @dataclass(frozen=True)
@@ -81,33 +85,50 @@ class Scheduler(threading.Thread):
         self._create_app = create_app
         self._interval = interval
         self._stop_event = threading.Event()
+        self.holder = leases.holder_id()
+        # Renewed every tick; a holder that stops ticking loses it after three missed ticks.
+        self._lease_ttl = dt.timedelta(seconds=max(3 * interval, 30))
+        self._last_retention: dt.datetime | None = None
 
     def run(self) -> None:
         # Its own app, so its own engine: no connection is shared with (or forked into) a worker.
         app = self._create_app()
-        last_retention: dt.datetime | None = None
         while True:
             try:
                 with app.app_context():
-                    result = tick()
-                    now = runtime.now()
-                    if last_retention is None or now - last_retention >= RETENTION_INTERVAL:
-                        last_retention = now
-                        purged = retention.run_retention(db.session, runtime.keyring(), runtime.convenants(), now)
-                        if purged.total or purged.shares_deleted:
-                            log.info("retention run", purged=purged.total, keys=purged.keys_destroyed)
-                if result.runs or result.reminders or result.delivered or result.breaches:
-                    log.info(
-                        "scheduler tick",
-                        runs=result.runs,
-                        reminders=result.reminders,
-                        delivered=result.delivered,
-                        breaches=result.breaches,
-                    )
+                    self._tick_if_leader()
             except Exception:  # noqa: BLE001 - keep the scheduler alive; the next tick retries
                 log.exception("scheduler tick failed")
             if self._stop_event.wait(self._interval):
+                self._release(app)
                 return
+
+    def _tick_if_leader(self) -> None:
+        now = runtime.now()
+        if not leases.acquire(db.session, LEASE, self.holder, now, self._lease_ttl):
+            self._last_retention = None  # should the lease come here, retention runs at once
+            return
+        result = tick()
+        if result.runs or result.reminders or result.delivered or result.breaches:
+            log.info(
+                "scheduler tick",
+                runs=result.runs,
+                reminders=result.reminders,
+                delivered=result.delivered,
+                breaches=result.breaches,
+            )
+        if self._last_retention is None or now - self._last_retention >= RETENTION_INTERVAL:
+            self._last_retention = now
+            purged = retention.run_retention(db.session, runtime.keyring(), runtime.convenants(), now)
+            if purged.total or purged.shares_deleted:
+                log.info("retention run", purged=purged.total, keys=purged.keys_destroyed)
+
+    def _release(self, app: Flask) -> None:
+        try:
+            with app.app_context():
+                leases.release(db.session, LEASE, self.holder)
+        except Exception:  # noqa: BLE001 - the lease then simply expires
+            log.warning("scheduler lease not released")
 
     def stop(self) -> None:
         self._stop_event.set()

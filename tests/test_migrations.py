@@ -9,12 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from alembic.script import ScriptDirectory
 from conftest import TEST_DATABASE_URL, make_record
 from sqlalchemy import text
 
 from broker import create_app
 from broker.db import make_engine
-from broker.migrate import upgrade
+from broker.migrate import alembic_config, upgrade
 
 
 @pytest.mark.skipif(TEST_DATABASE_URL.startswith("postgresql"), reason="a file database made here; SQLite's batch mode")
@@ -76,7 +77,8 @@ def test_an_exchange_from_before_the_breach_and_lifecycle_migrations_survives_th
 
     engine = make_engine(url)
     with engine.connect() as conn:
-        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0005"
+        head = ScriptDirectory.from_config(alembic_config(url)).get_current_head()
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == head
         assert conn.execute(text("SELECT vaulted, wrapped FROM data_keys")).one() == (0, b"\x00")
         assert conn.execute(text("SELECT purged_at FROM submissions WHERE id = 's'")).scalar() is None
         assert conn.execute(text("SELECT count(*) FROM delivery_records")).scalar() == 1

@@ -22,7 +22,7 @@ from flask import (
 )
 from werkzeug.exceptions import HTTPException
 
-from broker import auditing, runtime
+from broker import auditing, limits, runtime
 from broker.auditing import broker_activity, commit_audited, request_recorder
 from broker.errors import BrokerError, ServiceUnavailable
 from broker.extensions import db
@@ -54,7 +54,7 @@ from broker.review.export import csv_chunks
 from broker.review.forms import FILTER_ARGS, INVALID_BSN, FilterForm, party_names, pseudonymise_lookup, read_filters
 from broker.review.secret import secret_key_problem
 from broker.runtime import AMSTERDAM
-from broker.users import BROKER_OFFICER, authenticate
+from broker.users import BROKER_OFFICER, authenticate, normalise_username
 
 bp = Blueprint(
     "review", __name__, url_prefix="/review", template_folder="templates", static_folder="static"
@@ -62,7 +62,9 @@ bp = Blueprint(
 log = structlog.get_logger("broker.review")
 
 LOGIN_FAILED = "Inloggen is niet gelukt: de gebruikersnaam of het wachtwoord klopt niet."
-HTTP_TITLES = {400: "Ongeldig verzoek", 403: "Niet toegestaan", 404: "Niet gevonden", 405: "Niet toegestaan"}
+HTTP_TITLES = {
+    400: "Ongeldig verzoek", 403: "Niet toegestaan", 404: "Niet gevonden", 405: "Niet toegestaan", 429: "Te veel pogingen"
+}
 PSEUDONYM = re.compile(r"^[0-9a-f]{64}$")
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
@@ -182,26 +184,42 @@ def _read_form(actions: list[str]) -> tuple[FilterForm, EntryFilter, dict[str, s
 
 
 @bp.route("/login", methods=["GET", "POST"])
+@limits.limiter.limit(limits.login_rate, methods=["POST"], error_message=limits.TOO_MANY)
 def login() -> Any:
-    """Log in with username and password; one message for every failure."""
-    error = None
+    """Log in with username and password; one message for every failure, a lockout after several."""
+    error, status = None, 200
     if request.method == "POST":
-        user = authenticate(db.session, request.form.get("username", ""), request.form.get("password", ""))
+        username = normalise_username(request.form.get("username", ""))
+        attributes = {"username": username if db.session.get(User, username[:100]) else "(onbekend)"}
+        now = runtime.now()
+        if lockout := limits.locked(db.session, limits.LOGIN, username, now):
+            limits.refuse(db.session, limits.LOGIN, None, "locked out", attributes)
+            return _locked_out_page(lockout, now)
+        user = authenticate(db.session, username, request.form.get("password", ""))
         if user is not None:
+            limits.succeeded(db.session, limits.LOGIN, username)
             log_in(user)
             viewer = officer_viewer(user)
             recorder = request_recorder(viewer.actor)
             recorder.add("user.logged_in", broker_activity("user"), root=True, attributes={"username": user.username})
-            commit_audited(db.session, recorder)  # also stores a rehashed password
+            commit_audited(db.session, recorder)  # also stores a rehashed password and the cleared failures
             return redirect(safe_next(request.form.get("next")))
-        db.session.rollback()
         log.info("review login refused")
+        if lockout := limits.refuse(db.session, limits.LOGIN, username, "wrong username or password", attributes):
+            return _locked_out_page(lockout, now)
         error = LOGIN_FAILED
     elif current_officer() is not None:
         return redirect(url_for("review.entries"))
     wanted = request.values.get("next")
     next_page = safe_next(wanted) if wanted else ""
-    return render_template("review/login.html", error=error, next_page=next_page), 200
+    return render_template("review/login.html", error=error, next_page=next_page), status
+
+
+def _locked_out_page(lockout: limits.Lockout, now: Any) -> tuple[str, int, dict[str, str]]:
+    minutes = math.ceil(lockout.retry_after(now) / 60)
+    error = f"Te veel mislukte pogingen. Probeer het over {minutes} minuten opnieuw."
+    page = render_template("review/login.html", error=error, next_page="")
+    return page, 429, {"Retry-After": str(lockout.retry_after(now))}
 
 
 @bp.post("/logout")

@@ -26,6 +26,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from broker import auditing
+from broker.audit_log import lock_log
 from broker.auditing import Recorder
 from broker.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from broker.models import (
@@ -97,6 +98,7 @@ def report(session: Session, report: Report, recorder: Recorder, now: dt.datetim
         raise Forbidden("Uw partij neemt niet deel aan dit convenant.")
     check_scope(session, convenant, report.scope, report.reporting_party)
     impact, subjects = compute_impact(session, convenant, report.scope, now)
+    lock_log(session)  # numbers are max+1: the log's lock (taken by the audit append anyway) serialises them
     number = (session.scalar(select(func.max(Breach.number))) or 0) + 1
     breach = Breach(
         id=str(uuid.uuid4()),
@@ -185,6 +187,7 @@ def _event(
     session: Session, breach: Breach, recorder: Recorder, now: dt.datetime, kind: str, detail: dict[str, Any]
 ) -> None:
     session.flush()
+    lock_log(session)  # see `report`: two steps on one breach at once must not pick the same seq
     seq = (session.scalar(select(func.max(BreachEvent.seq)).where(BreachEvent.breach_id == breach.id)) or 0) + 1
     session.add(
         BreachEvent(

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from broker.audit_log import lock_log
 from broker.errors import NotFound, ValidationFailed
 from broker.models import MatchRun, QuarterList, Submission
 from broker.runtime import AMSTERDAM
@@ -57,6 +58,7 @@ def required_parties(convenant: Convenant) -> tuple[Party, ...]:
 
 def record_list(session: Session, submission: Submission) -> QuarterList:
     """Number a stored quarterly list as the next version of its party's list for the quarter."""
+    lock_log(session)  # two lists of one party at once: the second waits, and becomes the next version
     last = session.scalar(
         select(func.max(QuarterList.version)).where(
             QuarterList.convenant_id == submission.convenant_id,

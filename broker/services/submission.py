@@ -434,5 +434,10 @@ def audit_rejection(recorder: Recorder, convenant: Convenant, kind: Any, refusal
         root=True,
         status="Error",
         convenant_id=convenant.id,
-        attributes={"http_status": refusal.status, "errors": len(refusal.errors), "codes": codes},
+        attributes={
+            "http_status": refusal.status,
+            "errors": len(refusal.errors),
+            "codes": codes,
+            "kind": kind if isinstance(kind, str) else None,  # None: refused before the kind was read
+        },
     )

@@ -1,0 +1,195 @@
+"""Prometheus metrics at /metrics: requests, latencies, submissions, audit appends, open breaches.
+
+Counters and histograms live in the process that serves the request. Under `broker serve` every
+gunicorn worker writes them to files in PROMETHEUS_MULTIPROC_DIR (prometheus-client's multiprocess
+mode, set up by the serve command before any metric exists), and a scrape sums them over workers.
+The breach gauges are read from the database at scrape time, so they agree across workers and
+instances and never wait for a job.
+
+No label holds personal data: routes are URL rules (`/api/v1/deliveries/<delivery_id>`), not paths.
+"""
+
+from __future__ import annotations
+
+import collections
+import datetime as dt
+import hmac
+import os
+import time
+from collections.abc import Iterator, Sequence
+
+from flask import Blueprint, Flask, Response, current_app, g, request
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from broker.audit_log import Pending
+from broker.errors import Unauthorized
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+REQUESTS = Counter(
+    "broker_http_requests", "HTTP requests answered, by method, route and status.", ["method", "route", "status"]
+)
+LATENCY = Histogram(
+    "broker_http_request_duration_seconds",
+    "Time from request to response, by method and route.",
+    ["method", "route"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+SUBMISSIONS = Counter(
+    "broker_submissions", "Submissions, by convenant, kind and outcome (accepted, rejected).",
+    ["convenant", "kind", "outcome"],
+)
+SUBMITTED_RECORDS = Counter(
+    "broker_submitted_records", "Records in accepted submissions, by convenant and kind.", ["convenant", "kind"]
+)
+AUDIT_APPENDS = Counter("broker_audit_appends", "Audit log entries appended (committed), by entry name.", ["name"])
+AUDIT_REFUSALS = Counter(
+    "broker_audit_refusals", "Steps refused because their audit entries could not be written, by cause.", ["cause"]
+)
+
+bp = Blueprint("metrics", __name__)
+
+
+SUBMISSION_OUTCOMES = {"submission.accepted": "accepted", "submission.rejected": "rejected"}
+
+
+def committed(pending: Sequence[Pending]) -> None:
+    """Count a committed step: its audit entries by name, and the submission it accepted or refused."""
+    names = collections.Counter(p.entry.name for p in pending)
+    for name, count in names.items():
+        AUDIT_APPENDS.labels(name).inc(count)
+    if not SUBMISSION_OUTCOMES.keys() & names.keys():
+        return
+    for p in pending:
+        outcome = SUBMISSION_OUTCOMES.get(p.entry.name)
+        if outcome is None:
+            continue
+        attributes = p.entry.attributes
+        convenant, kind = p.convenant_id or "", str(attributes.get("kind") or "unknown")
+        SUBMISSIONS.labels(convenant, kind, outcome).inc()
+        if outcome == "accepted":
+            SUBMITTED_RECORDS.labels(convenant, kind).inc(int(attributes.get("records") or 0))
+
+
+class BreachCollector(Collector):
+    """Open breaches per state, and the seconds left to each open deadline (negative: overdue)."""
+
+    def __init__(self, session: Session, now: dt.datetime) -> None:
+        self.session = session
+        self.now = now
+
+    def collect(self) -> Iterator[Metric]:
+        from broker.models import Breach, BreachParty
+        from broker.services.breaches import AFFECTED, derive_state
+
+        open_count = GaugeMetricFamily("broker_breaches_open", "Breaches not yet closed, by state.", labels=["state"])
+        notify = GaugeMetricFamily(
+            "broker_breach_notify_deadline_seconds",
+            "Seconds until the 24-hour notification deadline of an open breach not yet acknowledged by all.",
+            labels=["breach", "convenant"],
+        )
+        ap = GaugeMetricFamily(
+            "broker_breach_ap_deadline_seconds",
+            "Seconds until the 72-hour AP deadline of an open breach still missing a controller's decision.",
+            labels=["breach", "convenant"],
+        )
+        breaches = self.session.scalars(select(Breach).where(Breach.closed_at.is_(None))).all()
+        parties: dict[str, list[BreachParty]] = {}
+        if breaches:
+            rows = self.session.scalars(select(BreachParty).where(BreachParty.breach_id.in_([b.id for b in breaches])))
+            for party in rows:
+                parties.setdefault(party.breach_id, []).append(party)
+        states: dict[str, int] = {}
+        for breach in breaches:
+            members = parties.get(breach.id, [])
+            state = derive_state(breach, members, self.now)
+            states[state] = states.get(state, 0) + 1
+            label = [str(breach.number), breach.convenant_id]
+            if any(p.role == AFFECTED and p.acknowledged_at is None for p in members):
+                notify.add_metric(label, (breach.notify_deadline - self.now).total_seconds())
+            if any(p.ap_decided_at is None for p in members):
+                ap.add_metric(label, (breach.ap_deadline - self.now).total_seconds())
+        for state, count in sorted(states.items()):
+            open_count.add_metric([state], count)
+        yield from (open_count, notify, ap)
+
+
+def _route() -> str:
+    rule = request.url_rule
+    return rule.rule if rule is not None else "unmatched"
+
+
+def _check_token() -> None:
+    expected = current_app.config.get("METRICS_TOKEN")
+    if not expected:
+        return
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), expected.encode()):
+        raise Unauthorized("Stuur het metrics-token als Bearer-token.")
+
+
+@bp.get("/metrics")
+def metrics() -> Response:
+    """The Prometheus exposition of this broker (all workers), plus the breach gauges from the database."""
+    from broker import runtime
+    from broker.extensions import db
+
+    _check_token()
+    registry = CollectorRegistry()
+    if os.environ.get(MULTIPROC_ENV):
+        from prometheus_client import multiprocess
+
+        multiprocess.MultiProcessCollector(registry)
+        body = generate_latest(registry)
+    else:
+        from prometheus_client import REGISTRY
+
+        body = generate_latest(REGISTRY)
+    registry = CollectorRegistry()
+    registry.register(BreachCollector(db.session, runtime.now()))
+    body += generate_latest(registry)
+    db.session.rollback()
+    return Response(body, mimetype=CONTENT_TYPE_LATEST, headers={"Cache-Control": "no-store"})
+
+
+def init_app(app: Flask) -> None:
+    @app.before_request
+    def _start() -> None:
+        g.metrics_started = time.perf_counter()
+
+    @app.after_request
+    def _count(response: Response) -> Response:
+        started = g.pop("metrics_started", None)
+        if started is not None and request.endpoint != "metrics.metrics":
+            route = _route()
+            LATENCY.labels(request.method, route).observe(time.perf_counter() - started)
+            REQUESTS.labels(request.method, route, str(response.status_code)).inc()
+        return response
+
+    app.register_blueprint(bp)
+
+
+def prepare_multiprocess(directory: str) -> None:
+    """Before gunicorn forks: give every worker's metrics files one clean, shared directory."""
+    from prometheus_client import values
+
+    os.makedirs(directory, exist_ok=True)
+    for name in os.listdir(directory):
+        if name.endswith(".db"):
+            os.remove(os.path.join(directory, name))
+    os.environ[MULTIPROC_ENV] = directory
+    # Every metric here has labels, so its values are made at `.labels()`, in a worker: from now on
+    # they are file-backed, whenever this module was imported.
+    values.ValueClass = values.get_value_class()
+
+
+def worker_exit(pid: int) -> None:
+    """gunicorn's child_exit: a dead worker's live gauges no longer count (counters stay summed)."""
+    if os.environ.get(MULTIPROC_ENV):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(pid)
