@@ -23,9 +23,10 @@ from schemas.screening import Lexicon, load_default_lexicon
 # The reference date for "not in the future" and age checks; set per validation run.
 _today: contextvars.ContextVar[dt.date] = contextvars.ContextVar("today")
 
-POSTCODE = re.compile(r"^([1-9][0-9]{3}) ?([A-Z]{2})$")
-ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-BSN_SHAPE = re.compile(r"^(?!0{9})\d{9}$")
+POSTCODE = re.compile(r"([1-9][0-9]{3}) ?([A-Z]{2})")
+ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+# ASCII digits only (\d would take any script's digits) and nothing after them ($ allows a "\n").
+BSN_SHAPE = re.compile(r"(?!0{9})[0-9]{9}")
 
 
 class Coded(str):
@@ -108,7 +109,7 @@ class Text(CodedField):
             raise self.make_error("empty")
         if self.max_length is not None and len(value) > self.max_length:
             raise self.make_error("too_long", max=self.max_length)
-        if self.pattern is not None and not self.pattern.match(value):
+        if self.pattern is not None and not self.pattern.fullmatch(value):
             raise self.make_error("invalid_format")
         if self._screen_text is not None:
             findings = self._screen_text(value)
@@ -123,7 +124,7 @@ class Bsn(CodedField):
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
         # The shape check leaves stdnum only the elfproef itself (its checksum must be 0).
-        if not isinstance(value, str) or not BSN_SHAPE.match(value) or stdnum_bsn.checksum(value) != 0:
+        if not isinstance(value, str) or not BSN_SHAPE.fullmatch(value) or stdnum_bsn.checksum(value) != 0:
             raise self.make_error("invalid_bsn")
         return value
 
@@ -140,7 +141,7 @@ class Date(CodedField):
         self.not_future = not_future
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
-        if not isinstance(value, str) or not ISO_DATE.match(value):
+        if not isinstance(value, str) or not ISO_DATE.fullmatch(value):
             raise self.make_error("invalid_date")
         try:
             date = dt.date.fromisoformat(value)
@@ -155,7 +156,7 @@ class Postcode(CodedField):
     """A Dutch postcode, normalised to `1234 AB`."""
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
-        match = POSTCODE.match(value.strip().upper()) if isinstance(value, str) else None
+        match = POSTCODE.fullmatch(value.strip().upper()) if isinstance(value, str) else None
         if match is None:
             raise self.make_error("invalid_postcode")
         return f"{match[1]} {match[2]}"

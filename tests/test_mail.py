@@ -330,22 +330,29 @@ def test_run_due_sends_email_when_smtp_is_configured(app: Any, runner: Any, smtp
     assert message["Message-ID"].endswith("@test.example.nl>")
 
 
-def test_email_gives_up_after_max_attempts(app: Any, clock: Clock, smtp_server: SmtpServer) -> None:
-    """A server that keeps failing gets MAX_ATTEMPTS tries, each after its back-off; then the entry is abandoned."""
+def test_email_keeps_trying_for_a_week_then_gives_up(app: Any, clock: Clock, smtp_server: SmtpServer) -> None:
+    """A server that keeps failing gets a try after each back-off (1 minute doubling to 6 hours) for a
+    week after the entry was queued; the first try after that abandons it, every attempt kept."""
     entry_id = enqueue_email(app)
+    queued = clock.now
     mailer = use_server(app, smtp_server)
-    smtp_server.fail_next = outbox.MAX_ATTEMPTS + 1
-    for n in range(1, outbox.MAX_ATTEMPTS + 1):
+    smtp_server.fail_next = 10_000
+    n = 0
+    while True:
         assert deliver(app, mailer) == 0
+        n += 1
         entry, attempts = entry_and_attempts(app, entry_id)
         assert len(attempts) == n
-        if n < outbox.MAX_ATTEMPTS:
-            assert entry.next_attempt_at == clock.now + outbox.backoff(n)
-            clock.now = entry.next_attempt_at
-    assert entry.abandoned_at == clock.now and entry.delivered_at is None
+        if entry.abandoned_at is not None:
+            break
+        assert entry.next_attempt_at == clock.now + outbox.backoff(n)
+        clock.now = entry.next_attempt_at
+    assert entry.abandoned_at == clock.now >= queued + outbox.KEEP_TRYING > attempts[-2].attempted_at
+    assert entry.delivered_at is None
+    assert 30 < n < 45  # 9 doublings to 6 hours, then every 6 hours for the rest of the week
     clock.advance(days=2)
     assert deliver(app, mailer) == 0
-    assert len(entry_and_attempts(app, entry_id)[1]) == outbox.MAX_ATTEMPTS and smtp_server.messages == []
+    assert len(entry_and_attempts(app, entry_id)[1]) == n and smtp_server.messages == []
 
 
 def test_without_a_mailer_email_entries_wait(app: Any, runner: Any, smtp_server: SmtpServer) -> None:

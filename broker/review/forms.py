@@ -21,7 +21,8 @@ from broker.runtime import AMSTERDAM
 # The names of the filter parameters in the URL, in the order the form shows them.
 FILTER_ARGS = ("van", "tot", "partij", "convenant", "actie", "trace")
 TRACE_ID = re.compile(r"^[0-9a-f]{32}$")
-BSN_SHAPE = re.compile(r"^(?!0{9})\d{9}$")
+# ASCII digits only (\d would take any script's digits) and nothing after them ($ allows a "\n").
+BSN_SHAPE = re.compile(r"(?!0{9})[0-9]{9}")
 SEPARATORS = re.compile(r"[\s.-]")
 INVALID_BSN = "Dit is geen geldig BSN: een BSN heeft 9 cijfers en voldoet aan de elfproef."
 
@@ -105,7 +106,7 @@ def pseudonymise_lookup(raw: str) -> dict[str, str] | None:
     Spaces, dots and hyphens are ignored, as people type BSNs in groups. The BSN is not kept.
     """
     candidate = SEPARATORS.sub("", raw or "")
-    if not BSN_SHAPE.match(candidate) or stdnum_bsn.checksum(candidate) != 0:
+    if not BSN_SHAPE.fullmatch(candidate) or stdnum_bsn.checksum(candidate) != 0:
         return None
     keyring = runtime.keyring()
     return {cid: keyring.pseudonymiser(cid).pseudonymise_bsn(candidate) for cid in runtime.convenants()}

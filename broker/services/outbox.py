@@ -4,7 +4,9 @@ An entry is written in the transaction of whatever caused it, then a worker deli
 attempt is kept. A webhook entry goes to its party's webhook with an HMAC signature; the secret
 that signs it is wrapped by the master key, because the broker must be able to use it again (a
 hash would not do). An e-mail entry goes to its own address, rendered by `broker.mail`; it waits
-while no mailer is configured. Both channels share the back-off and the attempt limit.
+while no mailer is configured. Both channels share the back-off (1 minute doubling to 6 hours)
+and keep trying for a week: a receiver down for hours or days loses nothing. Only an entry still
+undelivered a week after it was queued is abandoned, with every attempt kept to show why.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from keys.envelope import unwrap_key, wrap_key
 SIGNATURE_HEADER = "X-Broker-Signature"
 FIRST_RETRY = dt.timedelta(minutes=1)
 LONGEST_WAIT = dt.timedelta(hours=6)
-MAX_ATTEMPTS = 12
+KEEP_TRYING = dt.timedelta(days=7)
 TIMEOUT_SECONDS = 10
 WEBHOOK = "webhook"
 EMAIL = "email"
@@ -187,7 +189,7 @@ def _send_email(entry: OutboxEntry, now: dt.datetime, mailer: Mailer, sender: st
     try:
         message = compose(entry.topic, entry.payload, entry.address, sender, now=now, delivery_id=entry.id)
     except ValueError as e:
-        # A payload that cannot be rendered fails like an unreachable server: recorded, retried, abandoned.
+        # A payload that cannot be rendered fails like an unreachable server: recorded, retried, in the end abandoned.
         return url, None, f"{type(e).__name__}: {e}"[:300]
     try:
         mailer(message)
@@ -210,7 +212,7 @@ def _record(
     if status is not None and 200 <= status < 300:
         entry.delivered_at = now
         return 1
-    if entry.attempts >= MAX_ATTEMPTS:
+    if now - entry.created_at >= KEEP_TRYING:
         entry.abandoned_at = now
     else:
         entry.next_attempt_at = now + backoff(entry.attempts)
