@@ -5,7 +5,7 @@ from flask import Flask
 from broker.api import audit, audit_entries, breaches, cases, convenants, deliveries, quarters, rights, submissions
 from broker.extensions import api
 
-BEARER = {"bearerAuth": []}
+BEARER: dict[str, list[str]] = {"bearerAuth": []}
 
 
 def init_app(app: Flask) -> None:

@@ -14,6 +14,7 @@ from flask import request
 from flask_smorest import Blueprint
 from sqlalchemy.orm import Session
 
+from broker.api_base import AUDITED_PROBLEMS, BEARER_PROBLEMS, component, json_response, responses
 from broker.auth import current_caller, require_token
 from broker.errors import BadRequest, Unauthorized
 from broker.extensions import db
@@ -37,6 +38,10 @@ blp = Blueprint(
 FILTERS = ("trace_id", "processing_activity_id", "data_subject_id")
 DEFAULT_PER_PAGE = 100
 MAX_PER_PAGE = 500
+# Pages beyond this are refused: their offset would not fit the database's integers, nor the audit
+# entry that records the query (RFC 8785 JSON allows integers up to 2**53 only).
+MAX_PAGE = 1_000_000
+DIGITS = re.compile(r"^[0-9]+$")
 TRACE_ID = re.compile(r"^[0-9a-f]{32}$")
 PSEUDONYM = re.compile(r"^[0-9a-f]{64}$")
 
@@ -61,10 +66,14 @@ def _positive_int(name: str, default: int, maximum: int | None = None) -> int:
     raw = request.args.get(name)
     if raw is None:
         return default
+    refusal = BadRequest(f"{name} moet een geheel getal zijn.")
+    # ASCII digits only: int() also reads "٣", " 3" and "3_0".
+    if not DIGITS.match(raw):
+        raise refusal
     try:
         value = int(raw)
-    except ValueError:
-        raise BadRequest(f"{name} moet een geheel getal zijn.") from None
+    except ValueError:  # more digits than Python converts (4300)
+        raise refusal from None
     if value < 1 or (maximum is not None and value > maximum):
         limit = f" en hoogstens {maximum}" if maximum else ""
         raise BadRequest(f"{name} moet minstens 1{limit} zijn.")
@@ -80,23 +89,57 @@ def _check_filters(session: Session, values: dict[str, str]) -> None:
             "data_subject_id is het pseudoniem van een betrokkene (64 hexadecimale tekens), nooit een BSN."
         )
     activity = values["processing_activity_id"]
-    if activity and session.get(RegisterActivity, activity) is None:
+    # A NUL never names an activity, and PostgreSQL refuses to compare a string that holds one.
+    if activity and ("\x00" in activity or session.get(RegisterActivity, activity) is None):
         raise BadRequest("processing_activity_id staat niet in het verwerkingsregister (GET /api/v1/register).")
 
 
 PARAMETERS = [
-    {"name": "trace_id", "in": "query", "schema": {"type": "string"}},
-    {"name": "processing_activity_id", "in": "query", "schema": {"type": "string"}},
-    {"name": "data_subject_id", "in": "query", "schema": {"type": "string"},
+    # An empty filter counts as not given.
+    {"name": "trace_id", "in": "query", "schema": {"type": "string", "pattern": "^([0-9a-f]{32})?$"}},
+    {"name": "processing_activity_id", "in": "query", "schema": {"type": "string"},
+     "description": "The URI of an activity of the register (GET /api/v1/register)."},
+    {"name": "data_subject_id", "in": "query", "schema": {"type": "string", "pattern": "^([0-9a-f]{64})?$"},
      "description": "The subject's pseudonym in a convenant (never a BSN)."},
-    {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1, "default": 1}},
+    {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": 1}},
     {"name": "per_page", "in": "query",
      "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PER_PAGE, "default": DEFAULT_PER_PAGE}},
 ]
 
 
+ENTRY_PAGE = component(
+    "AuditEntryPage",
+    {
+        "type": "object",
+        "required": ["entries", "page", "per_page", "total", "next"],
+        "properties": {
+            "entries": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "description": "The entry as sealed, with its index in the log.",
+                    "required": ["index"],
+                    "properties": {"index": {"type": "integer", "minimum": 0}},
+                },
+            },
+            "page": {"type": "integer", "minimum": 1},
+            "per_page": {"type": "integer", "minimum": 1, "maximum": MAX_PER_PAGE},
+            "total": {"type": "integer", "minimum": 0},
+            "next": {"type": "integer", "nullable": True, "minimum": 2},
+        },
+    },
+)
+
+
 @blp.route("/entries")
-@blp.doc(security=[{"bearerAuth": []}, {}], parameters=PARAMETERS)
+@blp.doc(
+    # A bearer token, or (no security requirement) the session of a privacy officer of the review UI.
+    security=[{"bearerAuth": []}, {}],
+    parameters=PARAMETERS,
+    responses=responses(
+        {200: json_response(ENTRY_PAGE, "A page of entries, newest first")}, *BEARER_PROBLEMS, *AUDITED_PROBLEMS
+    ),
+)
 def list_entries() -> dict[str, Any]:
     """List audit entries by trace, processing activity or data subject, newest first."""
     viewer = _viewer()
@@ -109,7 +152,7 @@ def list_entries() -> dict[str, Any]:
         )
     session = db.session
     _check_filters(session, values)
-    page = _positive_int("page", 1)
+    page = _positive_int("page", 1, MAX_PAGE)
     per_page = _positive_int("per_page", DEFAULT_PER_PAGE, MAX_PER_PAGE)
     entry_filter = EntryFilter(
         trace_id=values["trace_id"] or None,

@@ -13,8 +13,10 @@ from functools import cache
 from typing import Any
 
 import marshmallow as ma
+from flask import request
 
-from broker.errors import ValidationFailed
+from broker.api_base import json_body
+from broker.errors import UnsupportedMediaType, ValidationFailed
 from broker.timefmt import AmbiguousLocalTime, from_local
 from schemas.screening import Lexicon, load_default_lexicon
 from schemas.validation import MESSAGES, Bsn, Coded, CodedField, Object, Text
@@ -29,8 +31,25 @@ def _lexicon() -> Lexicon:
     return load_default_lexicon()
 
 
-def _text(max_length: int, **kwargs: Any) -> Text:
-    return Text(max_length=max_length, screen="bsn", lexicon=_lexicon(), **kwargs)
+class FreeText(Text):
+    """Free text as it can be stored: a NUL is refused (PostgreSQL's text cannot hold one)."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        text: str = super()._deserialize(value, attr, data, **kwargs)
+        if "\x00" in text:
+            raise ma.ValidationError(Coded("invalid_character", "Een tekst mag geen NUL-teken bevatten."))
+        return text
+
+
+def free_text(max_length: int, **kwargs: Any) -> FreeText:
+    """Free text, screened for BSNs: a description must not become a copy of the data."""
+    return FreeText(max_length=max_length, screen="bsn", lexicon=_lexicon(), **kwargs)
+
+
+
+# The moments a request may name. Outside, a deadline computed from one would not fit the calendar.
+EARLIEST = dt.datetime(1900, 1, 1, tzinfo=dt.UTC)
+LATEST = dt.datetime(2999, 12, 31, tzinfo=dt.UTC)
 
 
 class Moment(CodedField):
@@ -45,12 +64,17 @@ class Moment(CodedField):
             raise ma.ValidationError(
                 Coded("invalid_datetime", "Geen geldig tijdstip; gebruik bijvoorbeeld 2026-11-24T09:30:00+01:00.")
             ) from None
-        if moment.tzinfo is None:
-            try:
-                return from_local(moment)
-            except AmbiguousLocalTime as e:
-                raise ma.ValidationError(Coded("ambiguous_time", str(e))) from None
-        return moment.astimezone(dt.UTC)
+        try:
+            moment = from_local(moment) if moment.tzinfo is None else moment.astimezone(dt.UTC)
+        except AmbiguousLocalTime as e:
+            raise ma.ValidationError(Coded("ambiguous_time", str(e))) from None
+        except OverflowError:  # year 1 or 9999, moved past the calendar by its offset
+            moment = EARLIEST - dt.timedelta(days=1)
+        if not EARLIEST <= moment <= LATEST:
+            raise ma.ValidationError(
+                Coded("out_of_range", f"Een tijdstip ligt tussen {EARLIEST.year} en {LATEST.year}.")
+            )
+        return moment
 
 
 class Identifier(CodedField):
@@ -122,39 +146,39 @@ class ScopeSchema(_Strict):
 
 
 class ReportSchema(_Strict):
-    convenant_id = _text(SHORT_TEXT)
+    convenant_id = free_text(SHORT_TEXT)
     detected_at = Moment(required=True)
-    description = _text(LONG_TEXT, required=True)
-    suspected_cause = _text(LONG_TEXT, required=True)
+    description = free_text(LONG_TEXT, required=True)
+    suspected_cause = free_text(LONG_TEXT, required=True)
     scope = Object(ScopeSchema, required=True)
 
 
 class CategoryCountSchema(_Strict):
-    category = _text(SHORT_TEXT, required=True)
+    category = free_text(SHORT_TEXT, required=True)
     count = Count(required=True)
 
 
 class CorrectionSchema(_Strict):
-    reason = _text(LONG_TEXT, required=True)
+    reason = free_text(LONG_TEXT, required=True)
     data_subjects = Count()
     data_subject_categories = Items(Object(CategoryCountSchema), max_items=100)
-    personal_data_categories = Items(_text(SHORT_TEXT), max_items=100)
-    add_parties = Items(_text(SHORT_TEXT), max_items=100)
+    personal_data_categories = Items(free_text(SHORT_TEXT), max_items=100)
+    add_parties = Items(free_text(SHORT_TEXT), max_items=100)
 
 
 class AcknowledgementSchema(_Strict):
-    comment = _text(LONG_TEXT)
+    comment = free_text(LONG_TEXT)
 
 
 class ApDecisionSchema(_Strict):
     reported_to_ap = Flag(required=True)
-    ap_reference = _text(SHORT_TEXT)
+    ap_reference = free_text(SHORT_TEXT)
     reported_at = Moment()
-    reasoning = _text(LONG_TEXT)
+    reasoning = free_text(LONG_TEXT)
 
 
 class CloseSchema(_Strict):
-    measures = _text(LONG_TEXT, required=True)
+    measures = free_text(LONG_TEXT, required=True)
 
 
 def _violations(messages: Any, prefix: str = "") -> Iterable[dict[str, Any]]:
@@ -177,15 +201,31 @@ def _violations(messages: Any, prefix: str = "") -> Iterable[dict[str, Any]]:
         yield {"record": None, "field": prefix or None, "code": code, "message": text}
 
 
+NOT_AN_OBJECT = {"record": None, "field": None, "code": "invalid_type", "message": "Verwacht een JSON-object."}
+
+
+def request_json() -> dict[str, Any]:
+    """The request's JSON object; {} when the request has no body.
+
+    A body in another media type is refused (415), one that is no JSON (400), and JSON that is no
+    object (422): never read as if nothing had been sent.
+    """
+    if not request.get_data(cache=True):
+        return {}
+    if not request.is_json:
+        raise UnsupportedMediaType("Stuur het verzoek als application/json.")
+    body = json_body()
+    if not isinstance(body, dict):
+        raise ValidationFailed("Stuur een JSON-object.", [NOT_AN_OBJECT])
+    return body
+
+
 def load(schema: ma.Schema, body: Any) -> dict[str, Any]:
     """Validate a JSON body, or refuse it with every error at once (422 problem+json)."""
     if body is None:
         body = {}
     if not isinstance(body, dict):
-        raise ValidationFailed(
-            "Stuur een JSON-object.",
-            [{"record": None, "field": None, "code": "invalid_type", "message": "Verwacht een JSON-object."}],
-        )
+        raise ValidationFailed("Stuur een JSON-object.", [NOT_AN_OBJECT])
     try:
         loaded: dict[str, Any] = schema.load(body)
     except ma.ValidationError as e:

@@ -8,6 +8,17 @@ from flask import request
 from flask_smorest import Blueprint
 
 from broker import runtime
+from broker.api.submissions import ACCEPTED
+from broker.api_base import (
+    AUDITED_PROBLEMS,
+    BEARER_PROBLEMS,
+    BODY_PROBLEMS,
+    SECURITY,
+    component,
+    json_body,
+    json_response,
+    responses,
+)
 from broker.audit_log import receipt_for
 from broker.auditing import commit_audited, request_recorder
 from broker.auth import current_caller, require_token
@@ -26,6 +37,7 @@ ENDING_BODY = {
             "schema": {
                 "type": "object",
                 "required": ["bsn", "reason"],
+                "additionalProperties": False,
                 "properties": {
                     "bsn": {"type": "string", "pattern": "^[0-9]{9}$"},
                     "reason": {"type": "string", "description": "The id or code letter of a convenant ending reason."},
@@ -42,18 +54,59 @@ CORRECTION_BODY = {
             "schema": {
                 "type": "object",
                 "required": ["records"],
+                "additionalProperties": False,
                 "properties": {"records": {"type": "array", "items": {"type": "object"}}},
             }
         }
     },
 }
 
+# Both endpoints: the token checks, the convenant (404), the JSON body, its validation, the audit write.
+PROBLEMS = (*BEARER_PROBLEMS, *BODY_PROBLEMS, *AUDITED_PROBLEMS, 404, 422)
+ENDED = component(
+    "CaseEnded",
+    {
+        "type": "object",
+        "required": ["ending_id", "convenant_id", "reason", "reason_code", "reason_text", "ended_at", "notified",
+                     "purged"],
+        "properties": {
+            "ending_id": {"type": "string", "format": "uuid"},
+            "convenant_id": {"type": "string"},
+            "reason": {"type": "string"},
+            "reason_code": {"type": "string"},
+            "reason_text": {"type": "string"},
+            "ended_at": {"type": "string", "format": "date-time"},
+            "notified": {"type": "array", "items": {"type": "string"}, "description": "The parties given notice."},
+            "purged": {"type": "integer", "minimum": 0},
+        },
+    },
+)
+CORRECTED = component(
+    "CorrectionAccepted",
+    {
+        "allOf": [
+            ACCEPTED,
+            {
+                "type": "object",
+                "required": ["corrects"],
+                "properties": {
+                    "corrects": {
+                        "type": "array",
+                        "items": {"type": "string"},
+                        "description": "Per record, the version it replaces (`<submission_id>/<seq>`).",
+                    }
+                },
+            },
+        ]
+    },
+)
+
 
 def _json_body(allowed: set[str]) -> dict[str, Any]:
     mimetype = request.mimetype
     if not (mimetype == "application/json" or mimetype.endswith("+json")):
         raise UnsupportedMediaType("Stuur het verzoek als application/json.")
-    body = request.get_json(silent=True)
+    body = json_body()
     if not isinstance(body, dict):
         raise BadRequest("De body is geen geldig JSON-object.")
     unknown = set(body) - allowed
@@ -69,7 +122,11 @@ def _json_body(allowed: set[str]) -> dict[str, Any]:
 
 
 @blp.route("/<convenant_id>/endings", methods=["POST"])
-@blp.doc(security=[{"bearerAuth": []}], requestBody=ENDING_BODY)
+@blp.doc(
+    security=SECURITY,
+    requestBody=ENDING_BODY,
+    responses=responses({201: json_response(ENDED, "Ended; the other parties get an end notice")}, *PROBLEMS),
+)
 @require_token
 def create_ending(convenant_id: str) -> tuple[dict[str, Any], int]:
     """End the caller's case about a pupil: the other parties get an end notice, the broker forgets the pupil."""
@@ -103,7 +160,11 @@ def create_ending(convenant_id: str) -> tuple[dict[str, Any], int]:
 
 
 @blp.route("/<convenant_id>/corrections", methods=["POST"])
-@blp.doc(security=[{"bearerAuth": []}], requestBody=CORRECTION_BODY)
+@blp.doc(
+    security=SECURITY,
+    requestBody=CORRECTION_BODY,
+    responses=responses({201: json_response(CORRECTED, "Stored and delivered to earlier recipients")}, *PROBLEMS),
+)
 @require_token
 def create_correction(convenant_id: str) -> tuple[dict[str, Any], int]:
     """Correct records the caller's party sent; every recipient of an earlier version gets the correction."""

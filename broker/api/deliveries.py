@@ -8,26 +8,82 @@ from flask import Response, request
 from flask_smorest import Blueprint
 
 from broker import runtime
+from broker.api_base import (
+    AUDITED_PROBLEMS,
+    BEARER_PROBLEMS,
+    SECURITY,
+    component,
+    content_response,
+    json_response,
+    responses,
+)
 from broker.auditing import commit_audited, request_recorder
 from broker.auth import current_caller, require_token
 from broker.csvio import render_records
+from broker.errors import BadRequest
 from broker.extensions import db
 from broker.services import delivery as deliveries
 
 blp = Blueprint("deliveries", __name__, url_prefix="/api/v1/deliveries", description="Fetch and acknowledge deliveries")
 
+STATUSES = ("all", "open")
+MOMENT = {"type": "string", "format": "date-time"}
+SUMMARY_PROPERTIES: dict[str, Any] = {
+    "id": {"type": "string", "format": "uuid"},
+    "delivery_id": {"type": "string", "format": "uuid"},
+    "convenant_id": {"type": "string"},
+    "kind": {"type": "string"},
+    "sender": {"type": "string"},
+    "recipient": {"type": "string"},
+    "records": {"type": "integer", "minimum": 0},
+    "created_at": MOMENT,
+    "fetched_at": {**MOMENT, "nullable": True},
+    "acked_at": {**MOMENT, "nullable": True},
+    "summary": {"type": "object", "nullable": True, "description": "What a match delivery is about (counts)."},
+}
+SUMMARY_REQUIRED = list(SUMMARY_PROPERTIES)
+DELIVERY_SUMMARY = component(
+    "DeliverySummary", {"type": "object", "required": SUMMARY_REQUIRED, "properties": SUMMARY_PROPERTIES}
+)
+DELIVERY_LIST = component(
+    "DeliveryList",
+    {
+        "type": "object",
+        "required": ["deliveries"],
+        "properties": {"deliveries": {"type": "array", "items": DELIVERY_SUMMARY}},
+    },
+)
+DELIVERY = component(
+    "Delivery",
+    {
+        "type": "object",
+        "required": SUMMARY_REQUIRED,
+        "properties": {
+            **SUMMARY_PROPERTIES,
+            "records": {"type": "array", "items": {"type": "object"}, "description": "The decrypted records."},
+        },
+    },
+)
+
 
 @blp.route("")
 @blp.doc(
-    security=[{"bearerAuth": []}],
+    security=SECURITY,
     parameters=[
         {"name": "convenant", "in": "query", "schema": {"type": "string"}},
-        {"name": "status", "in": "query", "schema": {"type": "string", "enum": ["all", "open"]}},
+        {"name": "status", "in": "query", "schema": {"type": "string", "enum": list(STATUSES), "default": "all"}},
     ],
+    responses=responses({200: json_response(DELIVERY_LIST, "The deliveries, newest first")}, *BEARER_PROBLEMS),
 )
 @require_token
 def list_deliveries() -> dict[str, Any]:
     """List the deliveries addressed to the caller's party, newest first."""
+    status = request.args.get("status", "all")
+    if status not in STATUSES:
+        raise BadRequest(
+            "status moet all of open zijn.",
+            errors=[{"record": None, "field": "status", "code": "invalid_choice", "message": "Kies all of open."}],
+        )
     convenant_id = request.args.get("convenant")
     if convenant_id is not None and convenant_id not in runtime.convenants():
         return {"deliveries": []}
@@ -35,15 +91,23 @@ def list_deliveries() -> dict[str, Any]:
         db.session,
         current_caller().party_id,
         convenant_id=convenant_id,
-        unacked_only=request.args.get("status") == "open",
+        unacked_only=status == "open",
     )
     return {"deliveries": [deliveries.delivery_summary(d) for d in rows]}
 
 
 @blp.route("/<delivery_id>")
 @blp.doc(
-    security=[{"bearerAuth": []}],
-    responses={"200": {"content": {"application/json": {}, "text/csv": {}}}},
+    security=SECURITY,
+    responses=responses(
+        {
+            200: content_response(
+                {"application/json": DELIVERY, "text/csv": {"type": "string"}},
+                "The delivery with its records; as CSV on `Accept: text/csv`",
+            )
+        },
+        *BEARER_PROBLEMS, *AUDITED_PROBLEMS, 404,
+    ),
 )
 @require_token
 def get_delivery(delivery_id: str) -> Any:
@@ -66,7 +130,13 @@ def get_delivery(delivery_id: str) -> Any:
 
 
 @blp.route("/<delivery_id>/ack", methods=["POST"])
-@blp.doc(security=[{"bearerAuth": []}])
+@blp.doc(
+    security=SECURITY,
+    responses=responses(
+        {200: json_response(DELIVERY_SUMMARY, "Acknowledged (again: nothing changes)")},
+        *BEARER_PROBLEMS, *AUDITED_PROBLEMS, 404,
+    ),
+)
 @require_token
 def ack_delivery(delivery_id: str) -> dict[str, Any]:
     """Acknowledge that the caller's party has received a delivery."""

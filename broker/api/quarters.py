@@ -9,6 +9,15 @@ from flask_smorest import Blueprint
 from sqlalchemy import func, select
 
 from broker import runtime
+from broker.api_base import (
+    AUDITED_PROBLEMS,
+    BEARER_PROBLEMS,
+    SECURITY,
+    component,
+    content_response,
+    json_response,
+    responses,
+)
 from broker.auditing import commit_audited, request_recorder
 from broker.auth import current_caller, require_token
 from broker.csvio import render_records
@@ -24,8 +33,123 @@ blp = Blueprint(
 )
 
 
+QUARTER_PARAMETER = {
+    "name": "quarter",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "pattern": "^[0-9]{4}-Q[1-4]$"},
+    "description": "A quarter of the convenant's calendar, e.g. 2026-Q4.",
+}
+DATE = {"type": "string", "format": "date"}
+MOMENT = {"type": "string", "format": "date-time"}
+PARTIES = {"type": "array", "items": {"type": "string"}}
+SUPERSEDES = {"type": "string", "nullable": True, "description": "The id of the run this one replaces."}
+QUARTER_STATUS = component(
+    "QuarterStatus",
+    {
+        "type": "object",
+        "required": ["convenant_id", "quarter", "peildatum", "deadline", "deadline_at", "required", "missing",
+                     "lists", "runs"],
+        "properties": {
+            "convenant_id": {"type": "string"},
+            "quarter": {"type": "string"},
+            "peildatum": DATE,
+            "deadline": DATE,
+            "deadline_at": MOMENT,
+            "required": PARTIES,
+            "missing": PARTIES,
+            "lists": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["party", "version", "submission_id", "received_at"],
+                    "properties": {
+                        "party": {"type": "string"},
+                        "version": {"type": "integer", "minimum": 1},
+                        "submission_id": {"type": "string", "format": "uuid"},
+                        "received_at": MOMENT,
+                    },
+                },
+            },
+            "runs": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["version", "supersedes", "trigger", "ran_at", "missing"],
+                    "properties": {
+                        "version": {"type": "integer", "minimum": 1},
+                        "supersedes": SUPERSEDES,
+                        "trigger": {"type": "string"},
+                        "ran_at": MOMENT,
+                        "missing": PARTIES,
+                    },
+                },
+            },
+        },
+    },
+)
+MATCH_VIEW = component(
+    "MatchView",
+    {
+        "type": "object",
+        "required": ["convenant_id", "quarter", "version", "supersedes", "ran_at", "trigger", "missing", "views"],
+        "properties": {
+            "convenant_id": {"type": "string"},
+            "quarter": {"type": "string"},
+            "version": {"type": "integer", "minimum": 1},
+            "supersedes": SUPERSEDES,
+            "ran_at": MOMENT,
+            "trigger": {"type": "string"},
+            "missing": PARTIES,
+            "views": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["delivery_id", "records"],
+                    "properties": {
+                        "delivery_id": {"type": "string", "format": "uuid"},
+                        "records": {"type": "array", "items": {"type": "object"}},
+                    },
+                },
+            },
+        },
+    },
+)
+QUARTER_COUNTS = component(
+    "QuarterCounts",
+    {
+        "type": "object",
+        "required": ["convenant_id", "quarter", "peildatum", "party", "list_version", "total", "counts"],
+        "properties": {
+            "convenant_id": {"type": "string"},
+            "quarter": {"type": "string"},
+            "peildatum": DATE,
+            "party": {"type": "string"},
+            "list_version": {"type": "integer", "nullable": True},
+            "total": {"type": "integer", "minimum": 0},
+            "counts": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["category", "gemeente", "count"],
+                    "properties": {
+                        "category": {"type": "string"},
+                        "gemeente": {"type": "string"},
+                        "count": {"type": "integer", "minimum": 1},
+                    },
+                },
+            },
+        },
+    },
+)
+
+
 @blp.route("/<convenant_id>/quarters/<quarter>")
-@blp.doc(security=[{"bearerAuth": []}])
+@blp.doc(
+    security=SECURITY,
+    parameters=[QUARTER_PARAMETER],
+    responses=responses({200: json_response(QUARTER_STATUS, "The quarter's status")}, *BEARER_PROBLEMS, 404),
+)
 @require_token
 def get_quarter(convenant_id: str, quarter: str) -> dict[str, Any]:
     """Return a quarter's status: deadline, who sent which list versions, who is missing, the runs."""
@@ -36,8 +160,17 @@ def get_quarter(convenant_id: str, quarter: str) -> dict[str, Any]:
 
 @blp.route("/<convenant_id>/quarters/<quarter>/match")
 @blp.doc(
-    security=[{"bearerAuth": []}],
-    responses={"200": {"content": {"application/json": {}, "text/csv": {}}}},
+    security=SECURITY,
+    parameters=[QUARTER_PARAMETER],
+    responses=responses(
+        {
+            200: content_response(
+                {"application/json": MATCH_VIEW, "text/csv": {"type": "string"}},
+                "The caller's view of the latest match; its records as CSV on `Accept: text/csv`",
+            )
+        },
+        *BEARER_PROBLEMS, *AUDITED_PROBLEMS, 404,
+    ),
 )
 @require_token
 def get_match(convenant_id: str, quarter: str) -> Any:
@@ -86,7 +219,13 @@ def get_match(convenant_id: str, quarter: str) -> Any:
 
 
 @blp.route("/<convenant_id>/quarters/<quarter>/counts")
-@blp.doc(security=[{"bearerAuth": []}])
+@blp.doc(
+    security=SECURITY,
+    parameters=[QUARTER_PARAMETER],
+    responses=responses(
+        {200: json_response(QUARTER_COUNTS, "Counts of the caller's latest list")}, *BEARER_PROBLEMS, 404
+    ),
+)
 @require_token
 def get_counts(convenant_id: str, quarter: str) -> dict[str, Any]:
     """Count the caller's own latest list per category and gemeente (counts only, for the Inspectie)."""

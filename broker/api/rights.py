@@ -6,15 +6,22 @@ an error. Each step is audited in its own transaction (`commit_audited`, or `com
 
 from __future__ import annotations
 
-from functools import cache
 from typing import Any
 
 import marshmallow as ma
-from flask import request
 from flask_smorest import Blueprint
 
 from broker import runtime
-from broker.api.breach_input import Moment, load
+from broker.api.breach_input import Moment, free_text, load, request_json
+from broker.api_base import (
+    AUDITED_PROBLEMS,
+    BEARER_PROBLEMS,
+    BODY_PROBLEMS,
+    SECURITY,
+    component,
+    json_response,
+    responses,
+)
 from broker.auditing import commit_audited, request_recorder
 from broker.auth import current_caller, require_token
 from broker.errors import Forbidden, NotFound
@@ -24,27 +31,66 @@ from broker.services import rights
 from broker.services.delivery import is_uuid
 from broker.services.submission import member_party
 from schemas.convenant import Convenant
-from schemas.screening import Lexicon, load_default_lexicon
-from schemas.validation import Bsn, Choice, Text
+from schemas.validation import Bsn, Choice
 
 blp = Blueprint(
     "rights", __name__, url_prefix="/api/v1/convenants", description="Data subjects' rights: forward, restrict, erase"
 )
 
-SECURITY: list[dict[str, list[str]]] = [{"bearerAuth": []}]
 LONG_TEXT = 4000
 BSN = {"type": "string", "description": "BSN of the pupil; never repeated in an answer."}
 REASON = {"type": "string", "minLength": 1, "maxLength": LONG_TEXT}
 
 
-@cache
-def _lexicon() -> Lexicon:
-    return load_default_lexicon()
-
-
-def _text(**kwargs: Any) -> Text:
-    # Free text is screened for BSNs: a note must not become a second copy of the data.
-    return Text(max_length=LONG_TEXT, screen="bsn", lexicon=_lexicon(), **kwargs)
+# Every endpoint here: the token checks, the convenant must exist (404), the audit write; those
+# with a body besides its size and its validation.
+PROBLEMS = (*BEARER_PROBLEMS, *AUDITED_PROBLEMS, 404)
+BODY_STEP_PROBLEMS = (*PROBLEMS, *BODY_PROBLEMS, 422)
+FORWARDED = component(
+    "SubjectRequestForwarded",
+    {
+        "type": "object",
+        "required": ["request_id", "forwarded_to", "deliveries"],
+        "properties": {
+            "request_id": {"type": "string", "format": "uuid"},
+            "forwarded_to": {"type": "array", "items": {"type": "string"}},
+            "deliveries": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["recipient", "delivery_id"],
+                    "properties": {
+                        "recipient": {"type": "string"},
+                        "delivery_id": {"type": "string", "format": "uuid"},
+                    },
+                },
+            },
+            "detail": {"type": "string", "description": "Set when no other controller holds data."},
+        },
+    },
+)
+RESTRICTION = component(
+    "Restriction",
+    {
+        "type": "object",
+        "required": ["restriction_id", "started_at", "lifted_at"],
+        "properties": {
+            "restriction_id": {"type": "string", "format": "uuid"},
+            "started_at": {"type": "string", "format": "date-time"},
+            "lifted_at": {"type": "string", "format": "date-time", "nullable": True},
+        },
+    },
+)
+ERASED = component(
+    "Erasure",
+    {
+        "type": "object",
+        "required": ["purged"],
+        "properties": {
+            "purged": {"type": "integer", "minimum": 0, "description": "Records the broker no longer holds."}
+        },
+    },
+)
 
 
 def _body(required: list[str], properties: dict[str, Any]) -> dict[str, Any]:
@@ -61,12 +107,12 @@ class SubjectRequestSchema(_Strict):
     bsn = Bsn(required=True)
     kind = Choice(choices=rights.REQUEST_KINDS, required=True)
     received_at = Moment(required=True)
-    note = _text()
+    note = free_text(LONG_TEXT)
 
 
 class SubjectSchema(_Strict):
     bsn = Bsn(required=True)
-    reason = _text(required=True)
+    reason = free_text(LONG_TEXT, required=True)
 
 
 def _member(convenant_id: str) -> tuple[Convenant, str]:
@@ -91,7 +137,10 @@ def _pseudonym(convenant: Convenant, bsn: str) -> str:
             "note": REASON,
         },
     ),
-    responses={"201": {"description": "Registered, and forwarded to the controllers that hold data"}},
+    responses=responses(
+        {201: json_response(FORWARDED, "Registered, and forwarded to the controllers that hold data")},
+        *BODY_STEP_PROBLEMS,
+    ),
 )
 @require_token
 def forward_subject_request(convenant_id: str) -> tuple[dict[str, Any], int]:
@@ -99,7 +148,7 @@ def forward_subject_request(convenant_id: str) -> tuple[dict[str, Any], int]:
     session = db.session
     caller = current_caller()
     convenant, party_id = _member(convenant_id)
-    data = load(SubjectRequestSchema(), request.get_json(silent=True))
+    data = load(SubjectRequestSchema(), request_json())
     recorder = request_recorder(caller.actor)
     forwarded = rights.forward_request(
         session,
@@ -129,14 +178,20 @@ def forward_subject_request(convenant_id: str) -> tuple[dict[str, Any], int]:
 @blp.doc(
     security=SECURITY,
     requestBody=_body(["bsn", "reason"], {"bsn": BSN, "reason": REASON}),
-    responses={"201": {"description": "Restricted"}, "200": {"description": "Your party had already restricted it"}},
+    responses=responses(
+        {
+            201: json_response(RESTRICTION, "Restricted"),
+            200: json_response(RESTRICTION, "Your party had already restricted it"),
+        },
+        *BODY_STEP_PROBLEMS,
+    ),
 )
 @require_token
 def restrict_subject(convenant_id: str) -> tuple[dict[str, Any], int]:
     """Restrict processing (AVG art. 18): nothing about the pupil is routed until your party lifts it."""
     session = db.session
     convenant, party_id = _member(convenant_id)
-    data = load(SubjectSchema(), request.get_json(silent=True))
+    data = load(SubjectSchema(), request_json())
     recorder = request_recorder(current_caller().actor)
     restriction, created = rights.restrict(
         session,
@@ -153,7 +208,7 @@ def restrict_subject(convenant_id: str) -> tuple[dict[str, Any], int]:
 
 
 @blp.route("/<convenant_id>/restrictions/<restriction_id>", methods=["DELETE"])
-@blp.doc(security=SECURITY, responses={"200": {"description": "Lifted"}})
+@blp.doc(security=SECURITY, responses=responses({200: json_response(RESTRICTION, "Lifted")}, *PROBLEMS, 409))
 @require_token
 def lift_restriction(convenant_id: str, restriction_id: str) -> dict[str, Any]:
     """Lift a restriction your party requested; routing about the pupil resumes."""
@@ -182,14 +237,17 @@ def _restriction_view(restriction: SubjectRestriction) -> dict[str, Any]:
 @blp.doc(
     security=SECURITY,
     requestBody=_body(["bsn", "reason"], {"bsn": BSN, "reason": REASON}),
-    responses={"201": {"description": "Purged: the number of records the broker no longer holds"}},
+    responses=responses(
+        {201: json_response(ERASED, "Purged: the number of records the broker no longer holds")},
+        *BODY_STEP_PROBLEMS,
+    ),
 )
 @require_token
 def erase_subject(convenant_id: str) -> tuple[dict[str, Any], int]:
     """Erase everything the broker holds about the pupil (AVG art. 17); only a party that sent data about it may."""
     session = db.session
     convenant, party_id = _member(convenant_id)
-    data = load(SubjectSchema(), request.get_json(silent=True))
+    data = load(SubjectSchema(), request_json())
     pseudonym = _pseudonym(convenant, data["bsn"])
     if party_id not in rights.senders(session, convenant, pseudonym):
         raise Forbidden("Alleen een partij die gegevens over deze leerling aanleverde kan om wissing vragen.")

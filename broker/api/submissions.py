@@ -8,6 +8,16 @@ from flask import request
 from flask_smorest import Blueprint
 
 from broker import runtime
+from broker.api_base import (
+    AUDITED_PROBLEMS,
+    BEARER_PROBLEMS,
+    BODY_PROBLEMS,
+    SECURITY,
+    component,
+    json_body,
+    json_response,
+    responses,
+)
 from broker.audit_log import receipt_for
 from broker.auditing import commit_audited, request_recorder
 from broker.auth import current_caller, require_token
@@ -28,6 +38,7 @@ SUBMISSION_BODY = {
             "schema": {
                 "type": "object",
                 "required": ["kind", "records"],
+                "additionalProperties": False,
                 "properties": {
                     "kind": {"type": "string", "enum": ["case", "quarterly_list"]},
                     "quarter": {"type": "string", "pattern": "^[0-9]{4}-Q[1-4]$"},
@@ -38,6 +49,67 @@ SUBMISSION_BODY = {
         "text/csv": {"schema": {"type": "string"}},
     },
 }
+CSV_PARAMETERS = [
+    {
+        "name": "kind",
+        "in": "query",
+        "description": "With a text/csv body: what the CSV is. A JSON body names it in the body.",
+        "schema": {"type": "string", "enum": ["case", "quarterly_list"]},
+    },
+    {
+        "name": "quarter",
+        "in": "query",
+        "description": "With a text/csv body: the quarter of a quarterly list.",
+        "schema": {"type": "string", "pattern": "^[0-9]{4}-Q[1-4]$"},
+    },
+]
+RECEIPT = component(
+    "Receipt",
+    {
+        "type": "object",
+        "description": "Proof that the audit entry of the step is in the log signed by `checkpoint`.",
+        "required": ["index", "leaf_hash", "tree_size", "checkpoint", "inclusion_proof"],
+        "properties": {
+            "index": {"type": "integer", "minimum": 0},
+            "leaf_hash": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+            "tree_size": {"type": "integer", "minimum": 1},
+            "checkpoint": {"type": "string", "description": "The signed checkpoint note (C2SP tlog-checkpoint)."},
+            "inclusion_proof": {"type": "array", "items": {"type": "string", "pattern": "^[0-9a-f]{64}$"}},
+        },
+    },
+)
+ACCEPTED = component(
+    "SubmissionAccepted",
+    {
+        "type": "object",
+        "required": [
+            "submission_id", "convenant_id", "kind", "quarter", "accepted", "received_at", "deliveries",
+            "restricted", "receipt",
+        ],
+        "properties": {
+            "submission_id": {"type": "string", "format": "uuid"},
+            "convenant_id": {"type": "string"},
+            "kind": {"type": "string"},
+            "quarter": {"type": "string", "nullable": True},
+            "accepted": {"type": "integer", "minimum": 0, "description": "The number of records stored."},
+            "received_at": {"type": "string", "format": "date-time"},
+            "deliveries": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["delivery_id", "recipient", "records"],
+                    "properties": {
+                        "delivery_id": {"type": "string", "format": "uuid"},
+                        "recipient": {"type": "string"},
+                        "records": {"type": "integer", "minimum": 0},
+                    },
+                },
+            },
+            "restricted": {"type": "integer", "minimum": 0, "description": "Records stored but not routed."},
+            "receipt": RECEIPT,
+        },
+    },
+)
 
 
 def _read_body(convenant: Any) -> tuple[Any, Any, Any, list[int] | None]:
@@ -50,7 +122,7 @@ def _read_body(convenant: Any) -> tuple[Any, Any, Any, list[int] | None]:
         records, lines = parse_records(text, convenant)
         return request.args.get("kind"), request.args.get("quarter"), records, lines
     if mimetype == "application/json" or mimetype.endswith("+json"):
-        body = request.get_json(silent=True)
+        body = json_body()
         if not isinstance(body, dict):
             raise BadRequest("De body is geen geldig JSON-object.")
         unknown = set(body) - {"kind", "quarter", "records"}
@@ -67,7 +139,15 @@ def _read_body(convenant: Any) -> tuple[Any, Any, Any, list[int] | None]:
 
 
 @blp.route("/<convenant_id>/submissions", methods=["POST"])
-@blp.doc(security=[{"bearerAuth": []}], requestBody=SUBMISSION_BODY)
+@blp.doc(
+    security=SECURITY,
+    requestBody=SUBMISSION_BODY,
+    parameters=CSV_PARAMETERS,
+    responses=responses(
+        {201: json_response(ACCEPTED, "Stored whole and routed")},
+        *BEARER_PROBLEMS, *BODY_PROBLEMS, *AUDITED_PROBLEMS, 404, 422,
+    ),
+)
 @require_token
 def create_submission(convenant_id: str) -> tuple[dict[str, Any], int]:
     """Submit cases or a quarterly list; validated whole, stored whole, routed."""
