@@ -141,7 +141,7 @@ def _check_assertion_claims(claims: dict[str, Any], client_id: str, now: dt.date
         if moment > now + CLOCK_SKEW:
             raise refuse(f"{name} ligt in de toekomst.")
     jti = claims.get("jti")
-    if not isinstance(jti, str) or not jti or len(jti) > 255:
+    if not isinstance(jti, str) or not jti or len(jti) > 255 or "\x00" in jti:
         raise refuse("De assertion mist jti.")
     session = db.session
     session.execute(delete(AssertionJti).where(AssertionJti.expires_at < now - CLOCK_SKEW))

@@ -27,6 +27,8 @@ POSTCODE = re.compile(r"([1-9][0-9]{3}) ?([A-Z]{2})")
 ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 # ASCII digits only (\d would take any script's digits) and nothing after them ($ allows a "\n").
 BSN_SHAPE = re.compile(r"(?!0{9})[0-9]{9}")
+# Control characters other than tab and line breaks: never part of a name, an address or a note.
+CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 class Coded(str):
@@ -68,6 +70,7 @@ MESSAGES = {
     "outside_werkgebied": "De gemeente ligt niet in het werkgebied van het convenant.",
     "invalid_choice": "Kies een van: {choices}.",
     "invalid_object": "Verwacht een object met velden.",
+    "invalid_character": "De tekst bevat een stuurteken (zoals NUL); alleen gewone tekst is toegestaan.",
 }
 
 
@@ -109,6 +112,8 @@ class Text(CodedField):
             raise self.make_error("empty")
         if self.max_length is not None and len(value) > self.max_length:
             raise self.make_error("too_long", max=self.max_length)
+        if CONTROL.search(value):
+            raise self.make_error("invalid_character")
         if self.pattern is not None and not self.pattern.fullmatch(value):
             raise self.make_error("invalid_format")
         if self._screen_text is not None:

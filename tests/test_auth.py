@@ -148,6 +148,7 @@ REFUSED_ASSERTIONS = {
     "iat-in-future": lambda p: p.assertion(iat=int(time.time()) + 240, exp=int(time.time()) + 280),
     "no-jti": lambda p: p.assertion(jti=None),
     "empty-jti": lambda p: p.assertion(jti=""),
+    "nul-in-jti": lambda p: p.assertion(jti="a\x00b"),
     "iss-not-client": lambda p: p.assertion(iss="someone-else"),
     "other-key-same-alg": _other_key_same_alg,
     "other-key-other-alg": _other_key_other_alg,

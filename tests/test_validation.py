@@ -425,6 +425,8 @@ def test_missing_required_field(validator: RecordValidator, category: str, field
         ("voornaam", 42, "invalid_type"),
         ("voornaam", "x" * 101, "too_long"),
         ("reden_verzuim", "x" * 201, "too_long"),
+        ("voornaam", "Jan\x00", "invalid_character"),
+        ("reden_verzuim", "ziek\x1bthuis", "invalid_character"),
         ("geboortedatum", None, "null"),
     ],
 )

@@ -63,7 +63,11 @@ log = structlog.get_logger("broker.review")
 
 LOGIN_FAILED = "Inloggen is niet gelukt: de gebruikersnaam of het wachtwoord klopt niet."
 HTTP_TITLES = {
-    400: "Ongeldig verzoek", 403: "Niet toegestaan", 404: "Niet gevonden", 405: "Niet toegestaan", 429: "Te veel pogingen"
+    400: "Ongeldig verzoek",
+    403: "Niet toegestaan",
+    404: "Niet gevonden",
+    405: "Niet toegestaan",
+    429: "Te veel pogingen",
 }
 PSEUDONYM = re.compile(r"^[0-9a-f]{64}$")
 SECURITY_HEADERS = {
