@@ -35,20 +35,20 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sqlalchemy import select, text  # noqa: E402
+from sqlalchemy import select  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
 from audit.entry import Actor  # noqa: E402
 from audit.merkle import MerkleTree, compute_root  # noqa: E402
 from audit.proof import verify_consistency, verify_inclusion  # noqa: E402
 from audit.verify import verify_log  # noqa: E402
+from bench.common import scratch_database  # noqa: E402
 from broker import create_app, runtime  # noqa: E402
 from broker.audit_log import (  # noqa: E402
     DbNodes,
@@ -60,7 +60,6 @@ from broker.audit_log import (  # noqa: E402
     sign_checkpoint,
 )
 from broker.auditing import Recorder, activity, checkpoint_signer  # noqa: E402
-from broker.db import make_engine  # noqa: E402
 from broker.extensions import db  # noqa: E402
 from broker.models import AuditCheckpoint, AuditEntryRow  # noqa: E402
 
@@ -123,28 +122,6 @@ def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
 
 def progress(message: str) -> None:
     print(f"  .. {message}", file=sys.stderr, flush=True)
-
-
-@contextmanager
-def scratch_database(url: str | None, tmp: Path) -> Iterator[str]:
-    """A fresh, empty database: a file in `tmp`, or a new database on the PostgreSQL server."""
-    if not url:
-        yield f"sqlite:///{tmp / 'bench-audit.db'}"
-        return
-    parsed = make_url(url)
-    if parsed.get_backend_name() != "postgresql":
-        yield url  # another SQLite file the caller named: use it as it is
-        return
-    name = f"broker_bench_audit_{uuid.uuid4().hex[:10]}"
-    admin = make_engine(parsed, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield parsed.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 # -- (a) append ------------------------------------------------------------------------------------
@@ -346,7 +323,10 @@ def main() -> None:
     args = parser.parse_args()
     started = time.perf_counter()
 
-    with tempfile.TemporaryDirectory() as tmpdir, scratch_database(args.database_url, Path(tmpdir)) as url:
+    with (
+        tempfile.TemporaryDirectory() as tmpdir,
+        scratch_database(args.database_url, Path(tmpdir), "broker_bench_audit") as url,
+    ):
         app = create_app({
             "TESTING": True,
             "DATABASE_URL": url,

@@ -91,3 +91,25 @@ def test_an_exchange_from_before_the_breach_and_lifecycle_migrations_survives_th
         from broker.extensions import db
 
         db.engine.dispose()
+
+
+@pytest.mark.skipif(not TEST_DATABASE_URL.startswith("postgresql"), reason="a PL/pgSQL trigger's plan")
+def test_the_chain_trigger_reads_the_newest_entry_by_index_whatever_the_statistics(app: Any) -> None:
+    """Planned against statistics of a nearly empty table, the trigger's lookup of the newest
+    entry would be a sequential scan kept for the connection's life: every append would re-read
+    the whole log. Migration 0007 turns sequential scans off inside the trigger function."""
+    from broker.extensions import db
+
+    with app.app_context():
+        session = db.session
+        settings = session.execute(
+            text("SELECT proconfig FROM pg_proc WHERE proname = 'broker_audit_extend_chain'")
+        ).scalar_one()
+        assert settings == ["enable_seqscan=off"]
+        session.execute(text("ANALYZE audit_entries"))  # the log is nearly empty here
+        session.execute(text("SET LOCAL enable_seqscan = off"))  # what the function runs with
+        plan = session.execute(
+            text("EXPLAIN SELECT idx, chain_hash FROM audit_entries ORDER BY idx DESC LIMIT 1")
+        ).scalars().all()
+        session.rollback()
+    assert "Index Scan Backward" in "\n".join(plan)
