@@ -465,17 +465,7 @@ def correct_impact(breach_id: str) -> dict[str, Any]:
     data = inputs.load(inputs.CorrectionSchema(), inputs.request_json())
     breach, convenant = _visible(breach_id)
     _own_report(breach)
-    correction = service.Correction(
-        reason=data["reason"],
-        data_subjects=data.get("data_subjects"),
-        data_subject_categories=tuple((c["category"], c["count"]) for c in data["data_subject_categories"])
-        if "data_subject_categories" in data
-        else None,
-        personal_data_categories=tuple(data["personal_data_categories"])
-        if "personal_data_categories" in data
-        else None,
-        add_parties=tuple(data.get("add_parties", ())),
-    )
+    correction = service.Correction.from_input(data)
     now = runtime.now()
     recorder = request_recorder(current_caller().actor)
     service.correct_impact(session, breach, convenant, correction, recorder, now)

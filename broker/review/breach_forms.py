@@ -307,17 +307,7 @@ def read_correction(
         return None, state
     if not state.ok:
         return None, state
-    correction = service.Correction(
-        reason=data["reason"],
-        data_subjects=data.get("data_subjects"),
-        data_subject_categories=tuple((c["category"], c["count"]) for c in data["data_subject_categories"])
-        if "data_subject_categories" in data
-        else None,
-        personal_data_categories=tuple(data["personal_data_categories"])
-        if "personal_data_categories" in data
-        else None,
-        add_parties=tuple(data.get("add_parties", ())),
-    )
+    correction = service.Correction.from_input(data)
     return correction, state
 
 

@@ -609,6 +609,20 @@ class Correction:
     personal_data_categories: tuple[str, ...] | None = None
     add_parties: tuple[str, ...] = ()
 
+    @classmethod
+    def from_input(cls, data: dict[str, Any]) -> Correction:
+        """From the loaded correction input (API body or review form); absent fields stay None."""
+        categories = data.get("data_subject_categories")
+        personal = data.get("personal_data_categories")
+        pairs = tuple((c["category"], c["count"]) for c in categories) if categories is not None else None
+        return cls(
+            reason=data["reason"],
+            data_subjects=data.get("data_subjects"),
+            data_subject_categories=pairs,
+            personal_data_categories=tuple(personal) if personal is not None else None,
+            add_parties=tuple(data.get("add_parties", ())),
+        )
+
 
 def correct_impact(
     session: Session,
