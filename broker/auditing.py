@@ -29,7 +29,7 @@ from audit.entry import (
 )
 from broker import metrics, runtime
 from broker.audit_log import AuditIntegrityError, CheckpointSigner, Pending, append_entries, sign_checkpoint
-from broker.errors import ServiceUnavailable
+from broker.errors import RETRY_AFTER, ServiceUnavailable
 from broker.models import AuditCheckpoint
 from schemas.register import BROKER_SCOPE, Register
 
@@ -145,7 +145,7 @@ def commit_audited(session: Session, recorder: Recorder, *, checkpoint: bool = T
         log.error("audit write failed; step refused", error=type(e).__name__)
         raise ServiceUnavailable(
             "Het logboek kon niet worden bijgewerkt; de verwerking is niet uitgevoerd. Probeer het later opnieuw.",
-            headers={"Retry-After": "5"},
+            headers={"Retry-After": RETRY_AFTER},
         ) from e
     metrics.committed(recorder.pending)
     recorder.pending.clear()

@@ -92,6 +92,8 @@ def serve_command(host: str, port: int, workers: int | None, threads: int, sched
             self.cfg.set("child_exit", serving.child_exit)
             self.cfg.set("on_exit", serving.on_exit)
 
+        broker_app = app  # for serving.on_starting: checked, not made a second time
+
         def load(self) -> Flask:
             return app
 

@@ -90,6 +90,10 @@ class UnsupportedMediaType(BrokerError):
     title = "Mediatype niet ondersteund"
 
 
+# Seconds a client waits before retrying after a passing fault (database away, audit write refused).
+RETRY_AFTER = "5"
+
+
 class ServiceUnavailable(BrokerError):
     status = 503
     slug = "service-unavailable"

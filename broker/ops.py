@@ -19,13 +19,12 @@ from flask import Blueprint, Flask, Response, render_template, request
 from sqlalchemy import exc, text
 
 from broker.api_base import problem_response
-from broker.errors import ServiceUnavailable
+from broker.errors import RETRY_AFTER, ServiceUnavailable
 
 log = structlog.get_logger("broker.ops")
 
 bp = Blueprint("ops", __name__)
 
-RETRY_AFTER = "5"
 # Errors that mean "the database is not there (now)", not "this request is wrong".
 UNAVAILABLE = (exc.OperationalError, exc.InterfaceError, exc.TimeoutError)
 

@@ -52,8 +52,10 @@ def _app() -> Any:
 def on_starting(server: Any) -> None:
     from broker import metrics, production
 
+    # `broker serve` made its app already; plain gunicorn has none yet in the master.
+    app = getattr(server.app, "broker_app", None) or _app()
     try:
-        production.check(_app(), server.cfg.workers)
+        production.check(app, server.cfg.workers)
     except production.ConfigurationError as e:
         print(e, file=sys.stderr)
         sys.exit(3)  # gunicorn's own exit code for "configuration error" is 3 as well
