@@ -29,7 +29,7 @@ from audit.entry import (
 )
 from broker import metrics, runtime
 from broker.audit_log import AuditIntegrityError, CheckpointSigner, Pending, append_entries, sign_checkpoint
-from broker.errors import RETRY_AFTER, ServiceUnavailable
+from broker.errors import RETRY_AFTER, BrokerError, ServiceUnavailable
 from broker.models import AuditCheckpoint
 from schemas.register import BROKER_SCOPE, Register
 
@@ -37,6 +37,8 @@ log = structlog.get_logger("broker.audit")
 
 SUBJECT_ID_TYPE = "convenant-pseudoniem"
 CHECKPOINT_PURPOSE = "audit-checkpoint-signing"
+# A rule code as the broker writes them (`invalid_bsn`, `forbidden_content.gezondheid`): never caller text.
+RULE_CODE = re.compile(r"[a-z][a-z_]{0,59}(\.[a-z][a-z0-9_]{0,59})?")
 # W3C Trace Context: version ff is invalid.
 TRACEPARENT = re.compile(r"^(?!ff)[0-9a-f]{2}-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}$")
 
@@ -64,10 +66,16 @@ class Recorder:
         attributes: dict[str, Any] | None = None,
         status: str = "Ok",
         root: bool = False,
+        actor: Actor | None = None,
     ) -> None:
-        """Add one entry, or one per data subject when `subjects` are given."""
+        """Add one entry, or one per data subject when `subjects` are given.
+
+        `actor` records a step the broker takes in the same trace under its own name (the step's
+        actor then is no party of the entry unless `parties` names it).
+        """
+        actor = actor or self.actor
         start, end = format_time(self.started), format_time(runtime.now())
-        involved = tuple(dict.fromkeys(p for p in (self.actor.party, *parties) if p))
+        involved = tuple(dict.fromkeys(p for p in (actor.party, *parties) if p))
         common = {
             "trace_id": self.trace_id,
             "name": name,
@@ -75,7 +83,7 @@ class Recorder:
             "end_time": max(start, end),
             "status": status,
             "processing_activity_id": activity,
-            "actor": self.actor,
+            "actor": actor,
             "foreign_operation": self.foreign,
             "attributes": attributes or {},
         }
@@ -89,6 +97,22 @@ class Recorder:
         for subject in subject_list:
             entry = template.for_subject(new_span_id(), subject, subject_type)
             self.pending.append(Pending(entry, involved, convenant_id))
+
+
+def refusal_attributes(refusal: BrokerError) -> dict[str, Any]:
+    """What the audit entry of a refused step says about the refusal: its status, and the rule codes it
+    named with how often; never a field name, a value or a message, which may hold what the caller typed."""
+    counts: dict[str, int] = {}
+    for error in refusal.errors:
+        code = error.get("code") if isinstance(error, dict) else None
+        key = code if isinstance(code, str) and RULE_CODE.fullmatch(code) else "other"
+        counts[key] = counts.get(key, 0) + 1
+    return {
+        "http_status": refusal.status,
+        "errors": len(refusal.errors),
+        "codes": sorted(counts),
+        "code_counts": dict(sorted(counts.items())),
+    }
 
 
 def register() -> Register:

@@ -6,7 +6,9 @@ mode, set up by the serve command before any metric exists), and a scrape sums t
 The breach gauges are read from the database at scrape time, so they agree across workers and
 instances and never wait for a job.
 
-No label holds personal data: routes are URL rules (`/api/v1/deliveries/<delivery_id>`), not paths.
+No label holds personal data or anything a caller typed: routes are URL rules
+(`/api/v1/deliveries/<delivery_id>`), not paths; methods, kinds and outcomes come from closed sets
+(the submission kind from its audit entry, which records only the broker's own kinds).
 """
 
 from __future__ import annotations
@@ -55,6 +57,8 @@ bp = Blueprint("metrics", __name__)
 
 
 SUBMISSION_OUTCOMES = {"submission.accepted": "accepted", "submission.rejected": "rejected"}
+# An HTTP method werkzeug accepts but no route knows would otherwise become a label of its own.
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 def committed(pending: Sequence[Pending]) -> None:
@@ -166,8 +170,9 @@ def init_app(app: Flask) -> None:
         started = g.pop("metrics_started", None)
         if started is not None and request.endpoint != "metrics.metrics":
             route = _route()
-            LATENCY.labels(request.method, route).observe(time.perf_counter() - started)
-            REQUESTS.labels(request.method, route, str(response.status_code)).inc()
+            method = request.method if request.method in METHODS else "other"
+            LATENCY.labels(method, route).observe(time.perf_counter() - started)
+            REQUESTS.labels(method, route, str(response.status_code)).inc()
         return response
 
     app.register_blueprint(bp)

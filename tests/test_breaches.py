@@ -129,19 +129,93 @@ def test_scope_by_bsn_counts_only_that_pupil_and_keeps_no_bsn(
             assert bsn not in dump, table
 
 
+def test_a_breach_scope_covers_only_what_the_reporter_sent_or_received(
+    app: Any, clock: Clock, rbl: Party, liemers: Party, passend_wijs: Party, delivered: dict[str, Any]
+) -> None:
+    """Passend Wijs never held the Duiven pupils: scoped by their BSNs its impact is that of an unused BSN,
+    and a window over all time counts only its own Arnhem pupil."""
+    by_bsn = report(passend_wijs, clock, {"subjects": [make_bsn(1), make_bsn(2)]})
+    unused = report(passend_wijs, clock, {"subjects": [make_bsn(90)]})
+    assert by_bsn.status_code == unused.status_code == 201
+    strip = ("computed_at", "audit_tree_size")
+    assert {k: v for k, v in by_bsn.json["impact"].items() if k not in strip} == {
+        k: v for k, v in unused.json["impact"].items() if k not in strip
+    }
+    assert by_bsn.json["impact"]["data_subjects"] == 0 and by_bsn.json["impact"]["parties"] == []
+    assert [p["role"] for p in by_bsn.json["parties"]] == ["melder"]
+
+    window = {"from": (clock.now - dt.timedelta(days=3650)).isoformat(), "to": clock.now.isoformat()}
+    everything = report(passend_wijs, clock, {"window": window})
+    assert everything.status_code == 201, everything.json
+    assert everything.json["impact"]["data_subjects"] == 1
+    assert {p["party_id"] for p in everything.json["impact"]["parties"]} == {RBL, PASSEND_WIJS}
+    with app.app_context():
+        from broker import runtime
+
+        arnhem = runtime.keyring().pseudonymiser(CONVENANT).pseudonymise_bsn(make_bsn(3))
+    concerned = {
+        e["data_subject_id"] for e in entries_of(app, everything.json["id"]) if e["name"] == "breach.subject_concerned"
+    }
+    assert concerned == {arnhem}
+    # What Passend Wijs can read back of the breach's trace names no other pupil either.
+    trace_id = entries_of(app, everything.json["id"])[0]["trace_id"]
+    trace = passend_wijs.get("/api/v1/audit/entries", query_string={"trace_id": trace_id})
+    assert trace.status_code == 200
+    assert {e.get("data_subject_id") for e in trace.json["entries"]} - {None} == {arnhem}
+
+
+def test_subject_concerned_entries_reach_only_the_parties_of_that_pupils_flows(
+    app: Any, clock: Clock, rbl: Party, liemers: Party, passend_wijs: Party, delivered: dict[str, Any]
+) -> None:
+    """The RBL's window breach concerns pupils of De Liemers and of Passend Wijs: each affected party sees
+    only its own pupils in the breach's audit entries."""
+    window = {"from": (clock.now - dt.timedelta(hours=1)).isoformat(), "to": clock.now.isoformat()}
+    response = report(rbl, clock, {"window": window})
+    assert response.status_code == 201, response.json
+    with app.app_context():
+        from broker import runtime
+
+        pseudonymiser = runtime.keyring().pseudonymiser(CONVENANT)
+        duiven = {pseudonymiser.pseudonymise_bsn(make_bsn(n)) for n in (1, 2)}
+        arnhem = {pseudonymiser.pseudonymise_bsn(make_bsn(3))}
+    trace_id = entries_of(app, response.json["id"])[0]["trace_id"]
+    for party, own in ((liemers, duiven), (passend_wijs, arnhem), (rbl, duiven | arnhem)):
+        seen = party.get("/api/v1/audit/entries", query_string={"trace_id": trace_id})
+        assert seen.status_code == 200
+        assert {e["data_subject_id"] for e in seen.json["entries"] if e["name"] == "breach.subject_concerned"} == own
+
+
+def test_a_submission_scope_shows_who_fetched_it(
+    clock: Clock, rbl: Party, liemers: Party, delivered: dict[str, Any]
+) -> None:
+    """Scoped by the RBL's submission, the impact says De Liemers fetched its two pupils and Passend Wijs
+    (which has not fetched yet) fetched nothing."""
+    response = report(rbl, clock, {"submissions": [delivered["submission"]]})
+    assert response.status_code == 201, response.json
+    by_party = {p["party_id"]: p for p in response.json["impact"]["parties"]}
+    assert by_party[LIEMERS]["received"] == by_party[LIEMERS]["fetched"] == {
+        "absoluut_verzuim": 1,
+        "langdurig_verzuim": 1,
+    }
+    assert by_party[PASSEND_WIJS]["received"] == {"langdurig_verzuim": 1} and by_party[PASSEND_WIJS]["fetched"] == {}
+
+
 def test_a_window_scope_and_a_party_that_may_not_name_anothers_delivery(
     clock: Clock, rbl: Party, liemers: Party, passend_wijs: Party, delivered: dict[str, Any]
 ) -> None:
+    """A window covers the reporter's flows in it; another party's delivery is answered as one that does not exist."""
     window = {"from": (clock.now - dt.timedelta(hours=1)).isoformat(), "to": clock.now.isoformat()}
     response = report(rbl, clock, {"window": window})
     assert response.status_code == 201, response.json
     assert response.json["impact"]["data_subjects"] == 3
     assert {p["party_id"] for p in response.json["parties"] if p["role"] == "betrokken"} == {LIEMERS, PASSEND_WIJS}
-    # Passend Wijs did not send or receive De Liemers' delivery: it cannot scope a breach by it.
+    # Passend Wijs did not send or receive De Liemers' delivery: to it, that delivery does not exist.
     refused = report(passend_wijs, clock, {"deliveries": [delivered["deliveries"][LIEMERS]]})
-    assert refused.status_code == 422
+    unknown = report(passend_wijs, clock, {"deliveries": ["00000000-0000-4000-8000-000000000000"]})
+    assert refused.status_code == unknown.status_code == 422
     assert refused.json["errors"][0]["field"] == "scope.deliveries.0"
-    assert refused.json["errors"][0]["code"] == "not_your_delivery"
+    assert refused.json["errors"][0]["code"] == "unknown_delivery"
+    assert refused.json == unknown.json
 
 
 # -- validation -------------------------------------------------------------------------------------

@@ -67,8 +67,9 @@ def deliveries_of(party: Party, kind: str) -> list[dict[str, Any]]:
     return [d for d in party.get(DELIVERIES).json["deliveries"] if d["kind"] == kind]
 
 
-def restrict(app: Any, n: int, clock: Clock, lifted: bool = False) -> None:
-    """Put pupil `n` under a restriction, as the rights API would (lifted at once when `lifted`)."""
+def restrict(app: Any, n: int, clock: Clock, lifted: bool = False, by: str = "rbl-midden-gelre") -> None:
+    """Put pupil `n` under a restriction asked by `by` (default the RBL, the sender in these tests: its own
+    restriction keeps its records at the broker), lifted at once when `lifted`."""
     from broker.extensions import db
     from broker.models import SubjectRestriction
 
@@ -79,7 +80,7 @@ def restrict(app: Any, n: int, clock: Clock, lifted: bool = False) -> None:
                 id=str(uuid.uuid4()),
                 convenant_id=CONVENANT,
                 pseudonym=subject,
-                requested_by="swv-de-liemers",
+                requested_by=by,
                 reason="De ouders betwisten de juistheid.",
                 started_at=clock.now,
                 lifted_at=clock.now if lifted else None,
@@ -116,7 +117,7 @@ def lift(app: Any, n: int, clock: Clock) -> None:
         db.session.execute(
             update(SubjectRestriction)
             .where(SubjectRestriction.pseudonym == subject)
-            .values(lifted_at=clock.now, lifted_by="swv-de-liemers")
+            .values(lifted_at=clock.now, lifted_by="bo")
         )
         db.session.commit()
 
@@ -189,10 +190,10 @@ def test_reason_may_be_given_by_its_code_letter(app: Any, rbl: Party, liemers: P
         assert (row.party_id, row.reason, row.notified) == ("swv-de-liemers", last.id, ["rbl-midden-gelre"])
 
 
-def test_ending_notifies_senders_and_match_recipients_only(
+def test_ending_acts_on_the_ending_partys_own_flows_only(
     app: Any, rbl: Party, passend_wijs: Party, liemers: Party, verbinding: Party, open_quarter: str
 ) -> None:
-    """Every party that sent or received the pupil (also by the quarterly match) is told; an uninvolved one not."""
+    """An ending tells the parties the ender exchanged the pupil with, and purges only the ender's flows."""
     submit(liemers, [make_record(1, gemeente="Duiven")])  # Liemers -> RBL
     for party, records in (
         (rbl, [make_record(1, gemeente="Arnhem"), make_record(2, gemeente="Arnhem")]),
@@ -206,8 +207,15 @@ def test_ending_notifies_senders_and_match_recipients_only(
 
     response = end(liemers, 1, "startkwalificatie_behaald")
     assert response.status_code == 201, response.json
-    assert response.json["notified"] == ["rbl-midden-gelre", "swv-passend-wijs"]
-    assert response.json["purged"] == 2  # Liemers' case record and the RBL's list entry
+    assert response.json["notified"] == ["rbl-midden-gelre"]  # Passend Wijs had the pupil from the RBL, not Liemers
+    assert response.json["purged"] == 1  # Liemers' case record; the RBL's list entry is the RBL's flow
+    assert [r["bsn"] for r in passend_wijs.get(f"{DELIVERIES}/{match['delivery_id']}").json["records"]] == [make_bsn(1)]
+    assert deliveries_of(passend_wijs, "end_notice") == [] and deliveries_of(verbinding, "end_notice") == []
+
+    response = end(rbl, 1, "startkwalificatie_behaald")  # the RBL's case with Passend Wijs goes on until now
+    assert response.status_code == 201, response.json
+    # The RBL's list entry, and the end notice Liemers sent it.
+    assert response.json["notified"] == ["swv-passend-wijs"] and response.json["purged"] == 2
     assert passend_wijs.get(f"{DELIVERIES}/{match['delivery_id']}").json["records"] == []
     assert len(deliveries_of(rbl, "end_notice")) == len(deliveries_of(passend_wijs, "end_notice")) == 1
     assert deliveries_of(verbinding, "end_notice") == []
@@ -240,7 +248,7 @@ def test_ending_by_a_party_without_a_case_is_refused(app: Any, rbl: Party, passe
     """A party that neither sent nor received the pupil cannot end its case (404); nothing changes."""
     submit(rbl, [make_record(1, gemeente="Duiven")])
     body = problem(end(passend_wijs, 1), 404)
-    assert body["detail"] == "Uw partij heeft geen casus over deze leerling."
+    assert body["detail"] == "Uw partij heeft geen lopende casus over deze leerling."
     problem(end(rbl, 99), 404)  # nobody has a case about this pupil
     assert query(app, "SELECT COUNT(*) FROM records")[0][0] == 1
     assert query(app, "SELECT COUNT(*) FROM case_endings")[0][0] == 0
@@ -380,7 +388,7 @@ def test_a_purged_version_still_counts_in_the_chain(
     first = submit(rbl, [make_record(1, gemeente="Duiven")])  # to Liemers
     restrict(app, 1, clock)
     clock.advance(minutes=1)
-    second = correct(rbl, [make_record(1, gemeente="Arnhem")]).json  # held back: restricted
+    second = correct(rbl, [make_record(1, gemeente="Arnhem")]).json  # held back: the RBL restricted it
     assert second["deliveries"] == [] and second["restricted"] == 1
     clock.advance(minutes=1)
     third = correct(rbl, [make_record(1, gemeente="Arnhem", voornaam="Sem")]).json
@@ -398,7 +406,7 @@ def test_a_purged_version_still_counts_in_the_chain(
 
 
 def test_restricted_subject_is_stored_but_not_routed(app: Any, clock: Clock, rbl: Party, liemers: Party) -> None:
-    """A restricted pupil's record is stored but goes to no one; the unrestricted one beside it is routed."""
+    """A pupil the sender restricted is stored but goes to no one; the unrestricted one beside it is routed."""
     restrict(app, 1, clock)
     restrict(app, 2, clock, lifted=True)  # a lifted restriction no longer holds anything back
     body = submit(rbl, [make_record(n, gemeente="Duiven") for n in (1, 2, 3)])
@@ -412,8 +420,31 @@ def test_restricted_subject_is_stored_but_not_routed(app: Any, clock: Clock, rbl
     assert entries(app, "delivery.created", pseudonym(app, 1)) == []
 
 
+@pytest.mark.parametrize("by", ["swv-de-liemers", "broker"])
+def test_a_recipients_restriction_holds_the_record_back_without_telling_the_sender(
+    app: Any, clock: Clock, rbl: Party, liemers: Party, by: str
+) -> None:
+    """Restricted by the recipient or the broker, the record travels as any other (the sender's answer is the
+    same as for an unrestricted pupil) and is held back, audited, when the recipient fetches; once lifted it
+    is handed over."""
+    restrict(app, 1, clock, by=by)
+    body = submit(rbl, [make_record(1, gemeente="Duiven"), make_record(2, gemeente="Duiven")])
+    plain = submit(rbl, [make_record(3, gemeente="Duiven"), make_record(4, gemeente="Duiven")])
+    strip = ("submission_id", "received_at", "deliveries", "receipt")
+    assert {k: v for k, v in body.items() if k not in strip} == {k: v for k, v in plain.items() if k not in strip}
+    assert [(d["recipient"], d["records"]) for d in body["deliveries"]] == [("swv-de-liemers", 2)]
+    delivery_id = delivery_to(body, "swv-de-liemers")
+    assert [r["bsn"] for r in liemers.get(f"{DELIVERIES}/{delivery_id}").json["records"]] == [make_bsn(2)]
+    [held] = entries(app, "delivery.held_back", pseudonym(app, 1))
+    assert held["attributes"]["delivery_id"] == delivery_id
+    assert entries(app, "delivery.fetched", pseudonym(app, 1)) == []
+    lift(app, 1, clock)
+    again = liemers.get(f"{DELIVERIES}/{delivery_id}").json["records"]
+    assert [r["bsn"] for r in again] == [make_bsn(1), make_bsn(2)]
+
+
 def test_correction_of_a_restricted_subject_is_not_routed(app: Any, clock: Clock, rbl: Party, liemers: Party) -> None:
-    """A correction about a pupil restricted since the first version goes to no one, not even earlier recipients."""
+    """A correction about a pupil its sender restricted goes to no one, not even earlier recipients."""
     submit(rbl, [make_record(1, gemeente="Duiven"), make_record(2, gemeente="Duiven")])
     restrict(app, 1, clock)
     clock.advance(minutes=1)
@@ -444,10 +475,22 @@ def test_end_notice_fetch_is_audited_under_the_case_activity(app: Any, rbl: Part
     assert dt.datetime.fromisoformat(notice["created_at"]).utcoffset() == dt.timedelta(0)
 
 
+@pytest.mark.parametrize(
+    ("requested_by", "left_out"),
+    [("broker", True), ("swv-de-liemers", True), ("rbl-midden-gelre", True), ("swv-passend-wijs", False)],
+)
 def test_a_restricted_pupil_is_left_out_of_the_quarterly_match(
-    app: Any, rbl: Party, liemers: Party, passend_wijs: Party, verbinding: Party, open_quarter: str
+    app: Any,
+    rbl: Party,
+    liemers: Party,
+    passend_wijs: Party,
+    verbinding: Party,
+    open_quarter: str,
+    requested_by: str,
+    left_out: bool,
 ) -> None:
-    """The match discloses nothing about a pupil under restriction, to either side."""
+    """The match discloses nothing about a pupil restricted by the broker or either party of the pair, to
+    either side; another party's restriction does not touch the pair."""
     from broker import runtime
     from broker.extensions import db
     from broker.models import SubjectRestriction
@@ -455,7 +498,7 @@ def test_a_restricted_pupil_is_left_out_of_the_quarterly_match(
     with app.app_context():
         pseudonym = runtime.keyring().pseudonymiser(CONVENANT).pseudonymise_bsn(make_bsn(2))
         db.session.add(SubjectRestriction(
-            id=str(uuid.uuid4()), convenant_id=CONVENANT, pseudonym=pseudonym, requested_by="test",
+            id=str(uuid.uuid4()), convenant_id=CONVENANT, pseudonym=pseudonym, requested_by=requested_by,
             reason="bezwaar", started_at=runtime.now(),
         ))
         db.session.commit()
@@ -470,4 +513,5 @@ def test_a_restricted_pupil_is_left_out_of_the_quarterly_match(
         assert response.status_code == 201, response.json
     view = liemers.get(f"/api/v1/convenants/{CONVENANT}/quarters/{open_quarter}/match").json
     (from_rbl,) = [v for v in view["views"] if v["other"] == "rbl-midden-gelre"]
-    assert [r["bsn"] for r in from_rbl["records"]] == [make_bsn(1)]  # pupil 2 is restricted
+    expected = [make_bsn(1)] if left_out else [make_bsn(1), make_bsn(2)]
+    assert [r["bsn"] for r in from_rbl["records"]] == expected

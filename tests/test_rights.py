@@ -25,7 +25,7 @@ from sqlalchemy import select
 
 from broker import runtime
 from broker.extensions import db
-from broker.models import AuditEntryRow, Delivery, DeliveryRecord, OutboxEntry, Record, SubjectRestriction
+from broker.models import AuditEntryRow, Delivery, OutboxEntry, Record, SubjectRestriction
 
 RBL, LIEMERS, PASSEND_WIJS = "rbl-midden-gelre", "swv-de-liemers", "swv-passend-wijs"
 SUBJECT, OTHER = 1, 0  # the pupil asking, and a pupil in the same submission
@@ -275,50 +275,65 @@ def test_report_form_needs_the_csrf_token(exchanged: None, make_officer: Any, of
 # -- forwarding a request -------------------------------------------------------------------------
 
 
-def test_request_is_forwarded_to_the_controllers_that_hold_data(
-    app: Any, exchanged: None, passend_wijs: Party, liemers: Party
-) -> None:
-    """A request received by a party without data reaches the RBL and De Liemers, with a delivery each."""
+def subject_request(party: Party, n: int, kind: str = "inzage", note: str | None = "per brief") -> Any:
+    body = {"bsn": make_bsn(n), "kind": kind, "received_at": "2026-03-02T10:00:00+01:00"}
+    if note:
+        body["note"] = note
+    return party.post(f"/api/v1/convenants/{CONVENANT}/subject-requests", json=body)
+
+
+def without_ids(body: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in body.items() if k not in ("request_id", "registered_at")}
+
+
+def test_request_is_forwarded_to_the_controllers_that_hold_data(app: Any, exchanged: None, liemers: Party) -> None:
+    """A request received by De Liemers reaches the RBL, the other holder, with a delivery; the answer names no one."""
     bsn = make_bsn(SUBJECT)
-    body = {"bsn": bsn, "kind": "inzage", "received_at": "2026-03-02T10:00:00+01:00", "note": "per brief"}
-    response = passend_wijs.post(f"/api/v1/convenants/{CONVENANT}/subject-requests", json=body)
+    response = subject_request(liemers, SUBJECT)
     assert response.status_code == 201, response.json
-    assert response.json["forwarded_to"] == [RBL, LIEMERS] and "detail" not in response.json
-    assert bsn not in response.get_data(as_text=True)
+    assert set(response.json) == {"request_id", "kind", "received_at", "registered_at", "detail"}
+    assert bsn not in response.get_data(as_text=True) and RBL not in response.get_data(as_text=True)
     with app.app_context():
         notices = db.session.scalars(select(OutboxEntry).where(OutboxEntry.topic == "subject_request.forwarded")).all()
-        assert sorted(n.party_id for n in notices) == [RBL, LIEMERS]
+        assert [n.party_id for n in notices] == [RBL]
         assert all(bsn not in json.dumps(n.payload) and n.payload["kind"] == "inzage" for n in notices)
         forwarded = db.session.scalars(
             select(AuditEntryRow).where(AuditEntryRow.name == "subject_request.forwarded")
         ).all()
-        assert {r.data_subject_id for r in forwarded} == {pseudonym(app, SUBJECT)} and len(forwarded) == 2
+        assert [(r.data_subject_id, r.parties) for r in forwarded] == [(pseudonym(app, SUBJECT), f",{RBL},")]
+        registered = db.session.scalars(
+            select(AuditEntryRow).where(AuditEntryRow.name == "subject_request.registered")
+        ).one()
+        assert "forwarded_to" not in json.loads(registered.canonical)["attributes"]
 
-    (delivery,) = [d for d in liemers.get("/api/v1/deliveries").json["deliveries"] if d["kind"] == "subject_request"]
-    assert delivery["sender"] == PASSEND_WIJS and delivery["records"] == 1
-    fetched = liemers.get(f"/api/v1/deliveries/{delivery['delivery_id']}")
+    with app.app_context():
+        (delivery,) = db.session.scalars(select(Delivery).where(Delivery.kind == "subject_request")).all()
+    assert (delivery.sender_party_id, delivery.recipient_party_id, delivery.record_count) == (LIEMERS, RBL, 1)
+
+
+def test_forwarded_request_is_fetched_and_acknowledged(exchanged: None, app: Any, rbl: Party, liemers: Party) -> None:
+    """The controller fetches the forwarded request like any delivery (the BSN and the note) and acknowledges it."""
+    assert subject_request(liemers, SUBJECT, kind="bezwaar").status_code == 201
+    (delivery,) = [d for d in rbl.get("/api/v1/deliveries").json["deliveries"] if d["kind"] == "subject_request"]
+    fetched = rbl.get(f"/api/v1/deliveries/{delivery['delivery_id']}")
     assert fetched.status_code == 200, fetched.json
     (record,) = fetched.json["records"]
-    assert record["bsn"] == bsn and record["kind"] == "inzage" and record["received_by"] == PASSEND_WIJS
+    assert record["bsn"] == make_bsn(SUBJECT) and record["kind"] == "bezwaar" and record["received_by"] == LIEMERS
     assert record["note"] == "per brief" and record["received_at"].startswith("2026-03-02T09:00:00")
-
-
-def test_forwarded_request_can_be_acknowledged(exchanged: None, passend_wijs: Party, liemers: Party) -> None:
-    """The controller acknowledges the forwarded request like any delivery."""
-    body = {"bsn": make_bsn(SUBJECT), "kind": "bezwaar", "received_at": "2026-03-02T10:00:00"}
-    response = passend_wijs.post(f"/api/v1/convenants/{CONVENANT}/subject-requests", json=body)
-    (delivery_id,) = [d["delivery_id"] for d in response.json["deliveries"] if d["recipient"] == LIEMERS]
-    acked = liemers.post(f"/api/v1/deliveries/{delivery_id}/ack")
+    acked = rbl.post(f"/api/v1/deliveries/{delivery['delivery_id']}/ack")
     assert acked.status_code == 200 and acked.json["acked_at"]
 
 
-def test_request_nobody_else_holds_data_about_is_registered(app: Any, passend_wijs: Party) -> None:
-    """Without other controllers the request is stored and the answer says nobody was forwarded to."""
-    body = {"bsn": make_bsn(7), "kind": "wissing", "received_at": "2026-03-02T10:00:00"}
-    response = passend_wijs.post(f"/api/v1/convenants/{CONVENANT}/subject-requests", json=body)
-    assert response.status_code == 201
-    assert response.json["forwarded_to"] == [] and "Geen andere" in response.json["detail"]
+def test_request_about_a_pupil_the_requester_never_held_is_answered_as_for_nobody(
+    app: Any, exchanged: None, passend_wijs: Party
+) -> None:
+    """Passend Wijs never held the subject: registered, forwarded to no one, and answered as for an unused BSN."""
+    held_by_others = subject_request(passend_wijs, SUBJECT)
+    held_by_nobody = subject_request(passend_wijs, 7)
+    assert held_by_others.status_code == held_by_nobody.status_code == 201
+    assert without_ids(held_by_others.json) == without_ids(held_by_nobody.json)
     with app.app_context():
+        assert db.session.scalars(select(Delivery).where(Delivery.kind == "subject_request")).all() == []
         names = db.session.scalars(select(AuditEntryRow.name).where(AuditEntryRow.data_subject_id == pseudonym(app, 7)))
         assert list(names) == ["subject_request.registered"]
 
@@ -356,7 +371,7 @@ def test_only_parties_of_the_convenant_may_send_requests(make_multi_party: Any, 
 
 
 def test_restriction_and_lift_are_audited(app: Any, exchanged: None, rbl: Party, liemers: Party, problem: Any) -> None:
-    """The RBL restricts and lifts; a second request is idempotent; another party may not lift it."""
+    """The RBL restricts and lifts; a second request is idempotent; to another party the restriction does not exist."""
     path = f"/api/v1/convenants/{CONVENANT}/restrictions"
     body = {"bsn": make_bsn(SUBJECT), "reason": "bezwaar van de ouders"}
     first = rbl.post(path, json=body)
@@ -364,8 +379,8 @@ def test_restriction_and_lift_are_audited(app: Any, exchanged: None, rbl: Party,
     again = rbl.post(path, json=body)
     assert again.status_code == 200 and again.json["restriction_id"] == first.json["restriction_id"]
     lift = f"{path}/{first.json['restriction_id']}"
-    problem(liemers.http.delete(lift, headers=liemers.headers), 403)
-    problem(rbl.http.delete(f"{path}/00000000-0000-4000-8000-000000000000", headers=rbl.headers), 404)
+    unknown = problem(rbl.http.delete(f"{path}/00000000-0000-4000-8000-000000000000", headers=rbl.headers), 404)
+    assert problem(liemers.http.delete(lift, headers=liemers.headers), 404) == unknown
     lifted = rbl.http.delete(lift, headers=rbl.headers)
     assert lifted.status_code == 200 and lifted.json["lifted_at"]
     problem(rbl.http.delete(lift, headers=rbl.headers), 409)
@@ -384,19 +399,42 @@ def test_restriction_and_lift_are_audited(app: Any, exchanged: None, rbl: Party,
         assert restriction is not None and restriction.lifted_by == RBL and restriction.reason == body["reason"]
 
 
-def test_restricted_pupil_is_not_routed(app: Any, rbl: Party) -> None:
-    """A new record about a restricted pupil creates no delivery."""
-    response = rbl.post(f"/api/v1/convenants/{CONVENANT}/restrictions", json={"bsn": make_bsn(3), "reason": "art. 18"})
-    assert response.status_code == 201
-    rbl.submit([make_record(3, gemeente="Duiven"), make_record(4, gemeente="Duiven")])
-    with app.app_context():
-        routed = db.session.scalars(
-            select(Record.pseudonym).join(
-                DeliveryRecord,
-                (DeliveryRecord.submission_id == Record.submission_id) & (DeliveryRecord.seq == Record.seq),
-            )
-        ).all()
-    assert pseudonym(app, 3) not in routed and pseudonym(app, 4) in routed
+def fetched_bsns(party: Party) -> list[str]:
+    """Every BSN the party's deliveries hand it now."""
+    return sorted(
+        record["bsn"]
+        for delivery in party.get("/api/v1/deliveries").json["deliveries"]
+        for record in party.get(f"/api/v1/deliveries/{delivery['delivery_id']}").json["records"]
+    )
+
+
+def test_restriction_holds_back_the_requesters_own_flows_only(
+    app: Any, rbl: Party, liemers: Party, passend_wijs: Party
+) -> None:
+    """After De Liemers restricts a pupil, the RBL's records about it are held back from De Liemers, but one for
+    Passend Wijs (the pupil moved) still reaches it: AVG art. 18 binds each controller for its own flows."""
+    assert rbl.submit([make_record(3, gemeente="Duiven")]).status_code == 201
+    body = {"bsn": make_bsn(3), "reason": "art. 18"}
+    assert liemers.post(f"/api/v1/convenants/{CONVENANT}/restrictions", json=body).status_code == 201
+    assert rbl.submit([make_record(3, gemeente="Duiven"), make_record(4, gemeente="Duiven")]).status_code == 201
+    assert fetched_bsns(liemers) == [make_bsn(4)]
+    assert rbl.submit([make_record(3, gemeente="Arnhem")]).status_code == 201
+    assert fetched_bsns(passend_wijs) == [make_bsn(3)]
+
+
+def test_broker_restriction_holds_back_every_flow(
+    app: Any, rbl: Party, liemers: Party, passend_wijs: Party, make_officer: Any, officer_client: Any
+) -> None:
+    """The broker officer's restriction holds back the pupil whoever sends it to whomever."""
+    assert rbl.submit([make_record(3, gemeente="Duiven")]).status_code == 201
+    http = officer_client(make_officer("bo"))
+    html = report(http, make_bsn(3)).get_data(as_text=True)
+    hidden = dict(re.findall(r'<input type="hidden" name="(convenant|pseudoniem)" value="([^"]+)"', html))
+    form = {**hidden, "reden": "verzoek ouders", "csrf_token": csrf_from(html)}
+    assert http.post("/review/inzage/beperken", data=form).status_code == 302
+    for gemeente in ("Duiven", "Arnhem"):
+        assert rbl.submit([make_record(3, gemeente=gemeente)]).status_code == 201
+    assert fetched_bsns(liemers) == fetched_bsns(passend_wijs) == []
 
 
 def test_officer_restricts_and_lifts_in_the_review_ui(
@@ -447,10 +485,13 @@ def test_reason_with_a_bsn_is_refused(app: Any, exchanged: None, make_officer: A
 def test_erasure_purges_everything_about_the_pupil(
     app: Any, exchanged: None, liemers: Party, passend_wijs: Party, make_officer: Any, officer_client: Any, problem: Any
 ) -> None:
-    """De Liemers (a sender) erases: both records go, the other pupil's stays readable; all audited."""
+    """De Liemers erases its flows: its own record and the RBL's to it go, the other pupil's stays; all audited."""
     path = f"/api/v1/convenants/{CONVENANT}/erasures"
     body = {"bsn": make_bsn(SUBJECT), "reason": "verzoek van de ouders"}
-    problem(passend_wijs.post(path, json=body), 403)  # it never sent anything about the pupil
+    # Passend Wijs never held the pupil: answered as for a BSN nobody holds.
+    assert problem(passend_wijs.post(path, json=body), 404) == problem(
+        passend_wijs.post(path, json={**body, "bsn": make_bsn(7)}), 404
+    )
     response = liemers.post(path, json=body)
     assert response.status_code == 201 and response.json == {"purged": 2}
     subject = pseudonym(app, SUBJECT)
@@ -470,15 +511,24 @@ def test_erasure_purges_everything_about_the_pupil(
     assert other.count('class="card held-record"') == 1 and "Jansen-0" in other
 
 
-def test_party_officer_may_erase_only_what_the_own_party_sent(
+def test_party_officer_acts_only_on_a_pupil_the_own_party_held(
     app: Any, exchanged: None, make_officer: Any, officer_client: Any
 ) -> None:
-    """Passend Wijs' officer gets no erase button and is refused; De Liemers' officer erases."""
+    """Passend Wijs' officer sees no forms (no pseudonym) for the subject and is refused as for nobody;
+    De Liemers' officer erases its party's flows."""
     form = {"convenant": CONVENANT, "pseudoniem": pseudonym(app, SUBJECT), "reden": "verzoek", "bevestig": "ja"}
     passend_wijs = officer_client(make_officer("pw-po", party=PASSEND_WIJS))
     html = report(passend_wijs, make_bsn(SUBJECT)).get_data(as_text=True)
-    assert "Gegevens wissen" not in html
-    assert passend_wijs.post("/review/inzage/wissen", data={**form, "csrf_token": csrf_from(html)}).status_code == 403
+    assert "Gegevens wissen" not in html and "Verwerking beperken" not in html
+    assert pseudonym(app, SUBJECT) not in html
+    token = csrf_from(html)
+    for action in ("wissen", "beperken"):
+        refused = passend_wijs.post(f"/review/inzage/{action}", data={**form, "csrf_token": token})
+        nobody = passend_wijs.post(
+            f"/review/inzage/{action}", data={**form, "pseudoniem": pseudonym(app, 7), "csrf_token": token}
+        )
+        assert refused.status_code == nobody.status_code == 404
+        assert refused.get_data() == nobody.get_data()
 
     liemers = officer_client(make_officer("liemers-po", party=LIEMERS))
     html = report(liemers, make_bsn(SUBJECT)).get_data(as_text=True)
@@ -489,21 +539,6 @@ def test_party_officer_may_erase_only_what_the_own_party_sent(
         assert db.session.scalars(select(Record).where(Record.pseudonym == pseudonym(app, SUBJECT))).all() == []
         erased = db.session.scalars(select(AuditEntryRow).where(AuditEntryRow.name == "subject.erased")).one()
     assert erased.actor_id == "liemers-po" and erased.data_subject_id == pseudonym(app, SUBJECT)
-
-
-def test_forwarded_request_is_not_counted_as_holding_data(
-    app: Any, exchanged: None, passend_wijs: Party, liemers: Party
-) -> None:
-    """After De Liemers fetched a forwarded request, a later request does not go back to its sender."""
-    body = {"bsn": make_bsn(SUBJECT), "kind": "inzage", "received_at": "2026-03-02T10:00:00"}
-    assert passend_wijs.post(f"/api/v1/convenants/{CONVENANT}/subject-requests", json=body).status_code == 201
-    with app.app_context():
-        deliveries = db.session.scalars(select(Delivery).where(Delivery.kind == "subject_request")).all()
-    for delivery in deliveries:
-        if delivery.recipient_party_id == LIEMERS:
-            assert liemers.get(f"/api/v1/deliveries/{delivery.id}").status_code == 200
-    again = liemers.post(f"/api/v1/convenants/{CONVENANT}/subject-requests", json=body)
-    assert again.status_code == 201 and again.json["forwarded_to"] == [RBL]
 
 
 # -- in the browser -------------------------------------------------------------------------------

@@ -24,11 +24,9 @@ from broker.api_base import (
 )
 from broker.auditing import commit_audited, request_recorder
 from broker.auth import current_caller, require_token
-from broker.errors import Forbidden, NotFound
 from broker.extensions import db
 from broker.models import SubjectRestriction
 from broker.services import rights
-from broker.services.delivery import is_uuid
 from broker.services.submission import member_party
 from schemas.convenant import Convenant
 from schemas.validation import Bsn, Choice
@@ -47,27 +45,23 @@ REASON = {"type": "string", "minLength": 1, "maxLength": LONG_TEXT}
 PROBLEMS = (*BEARER_PROBLEMS, *AUDITED_PROBLEMS, 404)
 BODY_STEP_PROBLEMS = (*PROBLEMS, *BODY_PROBLEMS, 422)
 FORWARDED = component(
-    "SubjectRequestForwarded",
+    "SubjectRequestRegistered",
     {
         "type": "object",
-        "required": ["request_id", "forwarded_to", "deliveries"],
+        "description": "The same answer whoever holds data about the pupil: the requester is not told who does.",
+        "required": ["request_id", "kind", "received_at", "registered_at", "detail"],
         "properties": {
             "request_id": {"type": "string", "format": "uuid"},
-            "forwarded_to": {"type": "array", "items": {"type": "string"}},
-            "deliveries": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "required": ["recipient", "delivery_id"],
-                    "properties": {
-                        "recipient": {"type": "string"},
-                        "delivery_id": {"type": "string", "format": "uuid"},
-                    },
-                },
-            },
-            "detail": {"type": "string", "description": "Set when no other controller holds data."},
+            "kind": {"type": "string", "enum": list(rights.REQUEST_KINDS)},
+            "received_at": {"type": "string", "format": "date-time"},
+            "registered_at": {"type": "string", "format": "date-time"},
+            "detail": {"type": "string"},
         },
     },
+)
+REGISTERED = (
+    "Het verzoek is geregistreerd. De broker stuurt het door naar de andere verwerkingsverantwoordelijken die "
+    "via de broker gegevens over deze leerling met uw partij uitwisselden; wie dat zijn, zegt de broker niet."
 )
 RESTRICTION = component(
     "Restriction",
@@ -138,13 +132,16 @@ def _pseudonym(convenant: Convenant, bsn: str) -> str:
         },
     ),
     responses=responses(
-        {201: json_response(FORWARDED, "Registered, and forwarded to the controllers that hold data")},
+        {201: json_response(FORWARDED, "Registered (and forwarded to the controllers that hold data)")},
         *BODY_STEP_PROBLEMS,
     ),
 )
 @require_token
 def forward_subject_request(convenant_id: str) -> tuple[dict[str, Any], int]:
-    """Register a data subject's request and forward it to the other controllers that hold data about the pupil."""
+    """Register a data subject's request and forward it to the controllers that hold data about the pupil.
+
+    The answer does not say whether or to whom it was forwarded.
+    """
     session = db.session
     caller = current_caller()
     convenant, party_id = _member(convenant_id)
@@ -164,14 +161,14 @@ def forward_subject_request(convenant_id: str) -> tuple[dict[str, Any], int]:
         now=runtime.now(),
     )
     commit_audited(session, recorder)
-    body: dict[str, Any] = {
-        "request_id": forwarded.request.id,
-        "forwarded_to": forwarded.forwarded_to,
-        "deliveries": [{"recipient": r, "delivery_id": d} for r, d in sorted(forwarded.deliveries.items())],
-    }
-    if not forwarded.forwarded_to:
-        body["detail"] = "Geen andere verwerkingsverantwoordelijke heeft via de broker gegevens over deze leerling."
-    return body, 201
+    request = forwarded.request
+    return {
+        "request_id": request.id,
+        "kind": request.kind,
+        "received_at": request.received_at.isoformat(),
+        "registered_at": request.registered_at.isoformat(),
+        "detail": REGISTERED,
+    }, 201
 
 
 @blp.route("/<convenant_id>/restrictions", methods=["POST"])
@@ -188,7 +185,7 @@ def forward_subject_request(convenant_id: str) -> tuple[dict[str, Any], int]:
 )
 @require_token
 def restrict_subject(convenant_id: str) -> tuple[dict[str, Any], int]:
-    """Restrict processing (AVG art. 18): nothing about the pupil is routed until your party lifts it."""
+    """Restrict processing (AVG art. 18): nothing about the pupil is routed to or from your party until it lifts it."""
     session = db.session
     convenant, party_id = _member(convenant_id)
     data = load(SubjectSchema(), request_json())
@@ -214,11 +211,7 @@ def lift_restriction(convenant_id: str, restriction_id: str) -> dict[str, Any]:
     """Lift a restriction your party requested; routing about the pupil resumes."""
     session = db.session
     convenant, party_id = _member(convenant_id)
-    restriction = session.get(SubjectRestriction, restriction_id) if is_uuid(restriction_id) else None
-    if restriction is None or restriction.convenant_id != convenant.id:
-        raise NotFound("Deze beperking bestaat niet.")
-    if restriction.requested_by != party_id:
-        raise Forbidden("Alleen de partij die de beperking vroeg kan haar opheffen.")
+    restriction = rights.own_restriction(session, restriction_id, party_id, {convenant.id})
     recorder = request_recorder(current_caller().actor)
     rights.lift_restriction(session, restriction, lifted_by=party_id, recorder=recorder, now=runtime.now())
     commit_audited(session, recorder)
@@ -244,13 +237,14 @@ def _restriction_view(restriction: SubjectRestriction) -> dict[str, Any]:
 )
 @require_token
 def erase_subject(convenant_id: str) -> tuple[dict[str, Any], int]:
-    """Erase everything the broker holds about the pupil (AVG art. 17); only a party that sent data about it may."""
+    """Erase what the broker holds about the pupil in your party's flows (AVG art. 17).
+
+    That is what your party sent about the pupil and what is on its way to your party.
+    """
     session = db.session
     convenant, party_id = _member(convenant_id)
     data = load(SubjectSchema(), request_json())
     pseudonym = _pseudonym(convenant, data["bsn"])
-    if party_id not in rights.senders(session, convenant, pseudonym):
-        raise Forbidden("Alleen een partij die gegevens over deze leerling aanleverde kan om wissing vragen.")
     recorder = request_recorder(current_caller().actor)
     purged = rights.erase(
         session,

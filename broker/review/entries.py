@@ -19,6 +19,7 @@ from audit.entry import Actor
 from broker.auditing import SUBJECT_ID_TYPE, broker_activity, commit_audited, request_recorder
 from broker.models import AuditEntryRow
 from broker.runtime import AMSTERDAM
+from broker.services import need_to_know
 
 
 @dataclass(frozen=True)
@@ -202,12 +203,14 @@ def record_review(
 ) -> None:
     """Audit one review query, with one entry per data subject looked up (fail closed).
 
-    `subjects` maps a convenant id (None if unknown) to the subject's pseudonym in it.
+    `subjects` maps a convenant id (None if unknown) to the subject's pseudonym in it. Only the
+    subjects the viewer may name are recorded (need-to-know): a pseudonym typed for any other
+    child never reaches the log, just as one that names nobody.
     """
     recorder = request_recorder(viewer.actor)
     activity = broker_activity("review")
     recorder.add(name, activity, root=True, attributes=dict(attributes))
-    for convenant_id, pseudonym in (subjects or {}).items():
+    for convenant_id, pseudonym in need_to_know.nameable(session, viewer.party, subjects or {}).items():
         recorder.add(
             "review.subject_looked_up", activity, subjects=[pseudonym], subject_type=SUBJECT_ID_TYPE,
             convenant_id=convenant_id, attributes={"query": name},

@@ -20,17 +20,16 @@ from fpdf import FPDF, XPos, YPos
 
 from broker import runtime
 from broker.auditing import commit_audited, request_recorder
-from broker.errors import Forbidden, NotFound
+from broker.errors import Forbidden
 from broker.extensions import db
-from broker.models import SubjectRestriction, User
+from broker.models import User
 from broker.review.auth import current_officer, login_required, officer_viewer
 from broker.review.entries import Viewer
 from broker.review.forms import INVALID_BSN, pseudonymise_lookup
 from broker.review.views import PSEUDONYM, bp
 from broker.runtime import AMSTERDAM
 from broker.services import access_report as reports
-from broker.services import rights
-from broker.services.delivery import is_uuid
+from broker.services import need_to_know, rights
 from schemas.convenant import Convenant
 from schemas.screening import Lexicon, load_default_lexicon
 from schemas.validation import Text
@@ -99,6 +98,7 @@ def access_report() -> Any:
         chosen=output,
         report=report,
         actions=_actions(report, pseudonyms, viewer),
+        viewer_party=viewer.party,
     )
 
 
@@ -174,28 +174,32 @@ class Actions:
 
     convenant: Convenant
     pseudonym: str
-    may_erase: bool
     restrictions: list[reports.RestrictionLine]
 
 
 def _actions(report: reports.AccessReport, pseudonyms: dict[str, str], viewer: Viewer) -> list[Actions]:
+    """The action forms, only where the officer's party may name the pupil (need-to-know).
+
+    Elsewhere the page is the page for a BSN nobody holds: no forms, so no pseudonym either.
+    """
     result = []
     for convenant_id, pseudonym in sorted(pseudonyms.items()):
-        convenant = report.convenants[convenant_id]
-        may_erase = viewer.party is None or viewer.party in rights.senders(db.session, convenant, pseudonym)
+        if not need_to_know.holds(db.session, convenant_id, viewer.party, pseudonym):
+            continue
         liftable = [r for r in report.restrictions if r.convenant_id == convenant_id]
-        result.append(Actions(convenant, pseudonym, may_erase, liftable))
+        result.append(Actions(report.convenants[convenant_id], pseudonym, liftable))
     return result
 
 
 def _subject_from_form(viewer: Viewer) -> tuple[Convenant, str]:
-    """The convenant and pseudonym an action form carries, checked against what the officer may see."""
+    """The convenant and pseudonym an action form carries, if the officer's party may name the pupil."""
     convenant = _own_convenants(viewer).get(request.form.get("convenant", ""))
     if convenant is None:
         raise Forbidden(NO_CONVENANT)
     pseudonym = request.form.get("pseudoniem", "")
     if not PSEUDONYM.match(pseudonym):
-        raise NotFound("Deze betrokkene is onbekend.")
+        raise need_to_know.unknown_subject()
+    need_to_know.require_held(db.session, convenant.id, viewer.party, pseudonym)
     return convenant, pseudonym
 
 
@@ -244,14 +248,10 @@ def restrict_subject() -> Any:
 @bp.post("/inzage/opheffen")
 @login_required
 def lift_subject_restriction() -> Any:
-    """Lift a restriction (the broker's officer: any; a party's officer: their party's own)."""
+    """Lift a restriction (the broker's officer: any; a party's officer: their party's own, others do not exist)."""
     user, viewer = _viewer()
     restriction_id = request.form.get("beperking", "")
-    restriction = db.session.get(SubjectRestriction, restriction_id) if is_uuid(restriction_id) else None
-    if restriction is None or restriction.convenant_id not in _own_convenants(viewer):
-        raise NotFound("Deze beperking bestaat niet.")
-    if viewer.party is not None and restriction.requested_by != viewer.party:
-        raise Forbidden("Alleen de partij die de beperking vroeg kan haar opheffen.")
+    restriction = rights.own_restriction(db.session, restriction_id, viewer.party, _own_convenants(viewer))
     recorder = request_recorder(viewer.actor)
     rights.lift_restriction(db.session, restriction, lifted_by=user.username, recorder=recorder, now=runtime.now())
     commit_audited(db.session, recorder)
@@ -261,11 +261,9 @@ def lift_subject_restriction() -> Any:
 @bp.post("/inzage/wissen")
 @login_required
 def erase_subject() -> Any:
-    """Erase everything the broker holds about the pupil (AVG art. 17)."""
+    """Erase what the broker holds about the pupil in the officer's party's flows (all: the broker's officer)."""
     _user, viewer = _viewer()
     convenant, pseudonym = _subject_from_form(viewer)
-    if viewer.party is not None and viewer.party not in rights.senders(db.session, convenant, pseudonym):
-        raise Forbidden("Alleen een partij die gegevens over deze leerling aanleverde kan om wissing vragen.")
     reason = _reason()
     if reason is None:
         return redirect(url_for("review.subject_rights"))

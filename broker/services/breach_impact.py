@@ -75,28 +75,23 @@ class Scope:
 
 
 def check_scope(session: Session, convenant: Convenant, scope: Scope, party_id: str | None) -> None:
-    """Refuse ids that do not exist, belong to another convenant, or (for a party) are not its own."""
+    """Refuse ids that do not exist, belong to another convenant, or (for a party) are not its own.
+
+    To a party, another party's submission or delivery is one that does not exist (need-to-know).
+    """
     errors = []
     for i, submission_id in enumerate(scope.submissions):
         row = session.get(Submission, submission_id) if is_uuid(submission_id) else None
-        if row is None or row.convenant_id != convenant.id:
+        if row is None or row.convenant_id != convenant.id or (party_id is not None and row.party_id != party_id):
             errors.append(field_error(f"scope.submissions.{i}", "unknown_submission", "Deze inzending bestaat niet."))
-        elif party_id is not None and row.party_id != party_id:
-            errors.append(
-                field_error(f"scope.submissions.{i}", "not_your_submission", "Deze inzending is niet van uw partij.")
-            )
     for i, delivery_id in enumerate(scope.deliveries):
         delivery = session.get(Delivery, delivery_id) if is_uuid(delivery_id) else None
-        if delivery is None or delivery.convenant_id != convenant.id:
+        if (
+            delivery is None
+            or delivery.convenant_id != convenant.id
+            or (party_id is not None and party_id not in (delivery.sender_party_id, delivery.recipient_party_id))
+        ):
             errors.append(field_error(f"scope.deliveries.{i}", "unknown_delivery", "Deze levering bestaat niet."))
-        elif party_id is not None and party_id not in (delivery.sender_party_id, delivery.recipient_party_id):
-            errors.append(
-                field_error(
-                    f"scope.deliveries.{i}",
-                    "not_your_delivery",
-                    "Uw partij heeft deze levering niet verstuurd of ontvangen.",
-                )
-            )
     if errors:
         raise ValidationFailed("De reikwijdte van de melding klopt niet.", errors)
 
@@ -112,17 +107,19 @@ def field_error(field_name: str, code: str, message: str) -> dict[str, Any]:
 class ImpactCount:
     """Who sent or learned what about whom, as the audit log says."""
 
-    subjects: set[str] = field(default_factory=set)
     by_category: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     parties: dict[str, dict[str, dict[str, set[str]]]] = field(
         default_factory=lambda: defaultdict(lambda: defaultdict(lambda: defaultdict(set)))
     )
+    # Per pupil, the parties of its flows in scope: the only ones who may see that it is concerned.
+    subjects: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
 
     def add(self, party: str | None, how: str, category: str, subject: str) -> None:
-        self.subjects.add(subject)
         self.by_category[category].add(subject)
+        concerned = self.subjects[subject]
         if party:
             self.parties[party][how][category].add(subject)
+            concerned.add(party)
 
 
 def _flows(name: str, actor_party: str | None, attributes: dict[str, Any]) -> list[tuple[str | None, str]]:
@@ -149,11 +146,14 @@ def _match_runs_of(session: Session, delivery_ids: Sequence[str]) -> dict[str, t
 
 
 def compute_impact(
-    session: Session, convenant: Convenant, scope: Scope, now: dt.datetime
-) -> tuple[dict[str, Any], set[str]]:
+    session: Session, convenant: Convenant, scope: Scope, now: dt.datetime, reporter: str | None = None
+) -> tuple[dict[str, Any], dict[str, set[str]]]:
     """Read the audit log and say who sent and learned which categories about how many pupils.
 
-    Returns the impact (counts only) and the pseudonyms concerned (for per-pupil audit entries).
+    A party's breach (`reporter`) covers only what that party itself sent or received: the flows
+    it took part in (need-to-know), and the fetches of what it sent. The broker's own breach
+    (`reporter` None) covers every flow in scope. Returns the impact (counts only) and, per pupil
+    concerned, the parties of its flows in scope (for the per-pupil audit entries).
     """
     size = session.scalar(select(func.count()).select_from(AuditEntryRow)) or 0
     query = select(
@@ -164,6 +164,8 @@ def compute_impact(
         AuditEntryRow.data_subject_id.is_not(None),
         AuditEntryRow.idx < size,
     )
+    if reporter is not None:
+        query = query.where(AuditEntryRow.parties.contains(f",{reporter},", autoescape=True))
     if scope.window:
         query = query.where(AuditEntryRow.start_time >= scope.window[0], AuditEntryRow.start_time <= scope.window[1])
     subject_filter = set(scope.subjects)
@@ -171,6 +173,8 @@ def compute_impact(
         query = query.where(AuditEntryRow.data_subject_id.in_(subject_filter))
     submissions, deliveries = set(scope.submissions), set(scope.deliveries)
     match_runs = _match_runs_of(session, scope.deliveries) if deliveries else {}
+    # A fetch names its delivery, not the submission: the deliveries made of a submission in scope.
+    made_of = _deliveries_of(session, scope.submissions) if submissions else set()
     count = ImpactCount()
     for row in session.execute(query.execution_options(yield_per=5000)):
         if subject_filter and row.data_subject_id not in subject_filter:
@@ -178,7 +182,8 @@ def compute_impact(
         entry = json.loads(row.canonical)
         attributes = entry.get("attributes") or {}
         if submissions and attributes.get("submission_id") not in submissions:
-            continue
+            if row.name != "delivery.fetched" or attributes.get("delivery_id") not in made_of:
+                continue
         if deliveries and attributes.get("delivery_id") not in deliveries:
             run = match_runs.get(attributes.get("run_id", ""))
             if run is None or (attributes.get("from"), attributes.get("to")) != run:
@@ -186,7 +191,11 @@ def compute_impact(
         category = str(attributes.get("category") or "onbekend")
         for party, how in _flows(row.name, row.actor_party, attributes):
             count.add(party, how, category, str(row.data_subject_id))
-    return _impact_document(convenant, count, size, now), count.subjects
+    return _impact_document(convenant, count, size, now), dict(count.subjects)
+
+
+def _deliveries_of(session: Session, submission_ids: Sequence[str]) -> set[str]:
+    return set(session.scalars(select(Delivery.id).where(Delivery.submission_id.in_(sorted(submission_ids)))))
 
 
 def _impact_document(convenant: Convenant, count: ImpactCount, size: int, now: dt.datetime) -> dict[str, Any]:

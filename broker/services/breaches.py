@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import uuid
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -97,7 +98,7 @@ def report(session: Session, report: Report, recorder: Recorder, now: dt.datetim
     if report.reporting_party is not None and convenant.party(report.reporting_party) is None:
         raise Forbidden("Uw partij neemt niet deel aan dit convenant.")
     check_scope(session, convenant, report.scope, report.reporting_party)
-    impact, subjects = compute_impact(session, convenant, report.scope, now)
+    impact, subjects = compute_impact(session, convenant, report.scope, now, report.reporting_party)
     lock_log(session)  # numbers are max+1: the log's lock (taken by the audit append anyway) serialises them
     number = (session.scalar(select(func.max(Breach.number))) or 0) + 1
     breach = Breach(
@@ -148,12 +149,16 @@ def report(session: Session, report: Report, recorder: Recorder, now: dt.datetim
             "audit_tree_size": impact["audit_tree_size"],
         },
     )
-    if subjects:
+    # Per pupil, only the parties of its own flows in scope see that it is concerned (need-to-know).
+    concerned: dict[tuple[str, ...], list[str]] = defaultdict(list)
+    for subject, flow_parties in subjects.items():
+        concerned[tuple(p for p in parties if p in flow_parties or p == report.reporting_party)].append(subject)
+    for involved, group in sorted(concerned.items()):
         recorder.add(
             "breach.subject_concerned",
             breach_activity(),
-            subjects=sorted(subjects),
-            parties=parties,
+            subjects=sorted(group),
+            parties=involved,
             convenant_id=convenant.id,
             attributes={"breach_id": breach.id, "number": number},
         )

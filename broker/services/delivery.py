@@ -16,6 +16,7 @@ from broker.auditing import Recorder
 from broker.errors import Forbidden, NotFound
 from broker.keyring import Keyring
 from broker.models import Delivery, DeliveryRecord, Record, Submission
+from broker.services.restrictions import active_restrictions
 from keys.envelope import Sealer
 
 
@@ -106,33 +107,47 @@ def fetch_for_recipient(
     session: Session, keyring: Keyring, delivery: Delivery, recorder: Recorder, now: dt.datetime
 ) -> list[dict[str, Any]]:
     """Open a delivery for its recipient: decrypt it, mark it fetched, and record who learned
-    about whom (one audit entry per pupil). The caller commits with `commit_audited`."""
-    opened = _open(session, keyring, delivery)
+    about whom (one audit entry per pupil). The caller commits with `commit_audited`.
+
+    A record about a pupil the recipient or the broker restricted (AVG art. 18) is held back while
+    the restriction lasts, and that is audited too (`delivery.held_back`).
+    """
+    restrictions = active_restrictions(session, delivery.convenant_id)
+    recipient = delivery.recipient_party_id
+    opened, held_back = [], []
+    for item in _open(session, keyring, delivery):
+        (held_back if restrictions.holds_back(item[0], recipient) else opened).append(item)
     records = [record for _, _, record in opened]
     mark_fetched(delivery, now)
     uri = delivery_activity(delivery)
-    by_category: dict[str, list[str]] = {}
+    about = {"delivery_id": delivery.id, "records": len(records)}
     # The stored category: an end notice carries none in its payload.
-    for subject, category, _ in opened:
-        by_category.setdefault(category, []).append(subject)
-    for category, group in sorted(by_category.items()):
-        recorder.add(
-            "delivery.fetched",
-            uri,
-            subjects=group,
-            parties=[delivery.sender_party_id],
-            convenant_id=delivery.convenant_id,
-            attributes={"delivery_id": delivery.id, "records": len(records), "category": category},
-        )
+    for name, items in (("delivery.fetched", opened), ("delivery.held_back", held_back)):
+        for category, group in sorted(_by_category(items).items()):
+            recorder.add(
+                name,
+                uri,
+                subjects=group,
+                parties=[delivery.sender_party_id],
+                convenant_id=delivery.convenant_id,
+                attributes={**about, "category": category},
+            )
     if not records:  # an empty delivery is still opened, and that is recorded too
         recorder.add(
             "delivery.fetched",
             uri,
             parties=[delivery.sender_party_id],
             convenant_id=delivery.convenant_id,
-            attributes={"delivery_id": delivery.id, "records": 0},
+            attributes=about,
         )
     return records
+
+
+def _by_category(opened: list[tuple[str, str, dict[str, Any]]]) -> dict[str, list[str]]:
+    groups: dict[str, list[str]] = {}
+    for subject, category, _ in opened:
+        groups.setdefault(category, []).append(subject)
+    return groups
 
 
 def mark_fetched(delivery: Delivery, now: dt.datetime) -> None:

@@ -1,10 +1,10 @@
 """The lifecycle of a case after it was sent: ending it and correcting its records.
 
-Ending: a party ends its case about a pupil with one of the convenant's ending reasons. Every other
-party that sent or received data about the pupil gets an end notice (the BSN and the reason, nothing
-else) and the broker purges what it holds about the pupil, in one transaction with the audit entries.
-Routing stops because nothing is left to route; a later submission about the pupil is a new case and
-is routed again.
+Ending: a party ends its case about a pupil with one of the convenant's ending reasons. Every party
+it exchanged data about the pupil with gets an end notice (the BSN and the reason, nothing else) and
+the broker purges what it holds about the pupil in the ending party's flows, in one transaction with
+the audit entries. An ending acts on the ending party's own flows only: other parties' exchanges
+about the pupil go on. A later submission about the pupil is a new case and is routed again.
 
 Correction (AVG art. 16): a party sends the corrected version of a record it sent; every party that
 received an earlier version gets the correction, and the records and the audit link each version to
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import marshmallow as ma
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from broker import auditing
@@ -33,9 +33,9 @@ from broker.auditing import Recorder
 from broker.errors import BrokerError, NotFound, ValidationFailed
 from broker.keyring import Keyring
 from broker.models import AuditEntryRow, CaseEnding, Delivery, DeliveryRecord, Record, Submission
-from broker.services import outbox
+from broker.services import need_to_know, outbox
 from broker.services.delivery import Message, send_message
-from broker.services.purge import purge_records, records_of_subject
+from broker.services.purge import purge_records, records_in_flows, withdraw_links
 from broker.services.submission import (
     Accepted,
     audit_routing,
@@ -53,9 +53,8 @@ CORRECTION = "correction"
 END_NOTICE = "end_notice"
 END_CATEGORY = "einde"
 ENDED = "case.ended"
+NO_CASE = "Uw partij heeft geen lopende casus over deze leerling."
 CHUNK = 500
-# Audit entries that say a party sent or received data about a pupil (actor, recipient, from, to).
-FLOWS = ("record.received", "record.corrected", "delivery.created", "match.record_disclosed")
 
 
 def _chunks(items: list[str]) -> Iterator[list[str]]:
@@ -118,37 +117,6 @@ def _check_ending(convenant: Convenant, bsn: Any, reason: Any) -> tuple[str, End
     return bsn, chosen
 
 
-def involved_parties(session: Session, convenant_id: str, pseudonym: str) -> set[str]:
-    """Every party that sent or received data about the pupil in its current case.
-
-    The current case began after the pupil's last ending: an end notice is not case data, and the
-    audit log is read from the last `case.ended` entry on.
-    """
-    parties: set[str] = set()
-    stored = session.execute(
-        select(Submission.party_id, Delivery.recipient_party_id)
-        .select_from(Record)
-        .join(Submission, Submission.id == Record.submission_id)
-        .outerjoin(
-            DeliveryRecord, (DeliveryRecord.submission_id == Record.submission_id) & (DeliveryRecord.seq == Record.seq)
-        )
-        .outerjoin(Delivery, Delivery.id == DeliveryRecord.delivery_id)
-        .where(Submission.convenant_id == convenant_id, Record.pseudonym == pseudonym, Submission.kind != END_NOTICE)
-    )
-    for sender, recipient in stored:
-        parties.update(p for p in (sender, recipient) if p)
-    about = (AuditEntryRow.convenant_id == convenant_id, AuditEntryRow.data_subject_id == pseudonym)
-    since = session.scalar(select(func.max(AuditEntryRow.idx)).where(*about, AuditEntryRow.name == ENDED))
-    query = select(AuditEntryRow.actor_party, AuditEntryRow.canonical).where(*about, AuditEntryRow.name.in_(FLOWS))
-    if since is not None:
-        query = query.where(AuditEntryRow.idx > since)
-    for actor_party, canonical in session.execute(query):
-        attributes = _attributes(canonical)
-        named = (actor_party, attributes.get("recipient"), attributes.get("from"), attributes.get("to"))
-        parties.update(p for p in named if isinstance(p, str) and p)
-    return parties
-
-
 def _last_gemeente(session: Session, convenant_id: str, pseudonym: str) -> str:
     gemeente = session.scalar(
         select(Record.gemeente)
@@ -182,10 +150,10 @@ def end_case(
     bsn, chosen = _check_ending(convenant, bsn, reason)
     pseudonymiser = keyring.pseudonymiser(convenant.id)
     pseudonym = pseudonymiser.pseudonymise_bsn(bsn)
-    involved = involved_parties(session, convenant.id, pseudonym)
-    if party.id not in involved:
-        raise NotFound("Uw partij heeft geen casus over deze leerling.")
-    notified = [p.id for p in convenant.parties if p.id in involved and p.id != party.id]
+    case = need_to_know.current_case(session, convenant.id, party.id, pseudonym)
+    if not case.open:  # the answer for a pupil the party never held, and for one nobody holds
+        raise NotFound(NO_CASE)
+    notified = [p.id for p in convenant.parties if p.id in case.counterparts]
     ending = CaseEnding(
         id=str(uuid.uuid4()),
         convenant_id=convenant.id,
@@ -196,7 +164,7 @@ def end_case(
         notified=notified,
     )
     session.add(ending)
-    doomed = records_of_subject(session, convenant.id, pseudonym)  # before the notices are stored
+    doomed = records_in_flows(session, convenant.id, pseudonym, party.id)  # before the notices are stored
     notice = {
         convenant.subject_id_field: bsn,
         "ending_reason": chosen.id,
@@ -218,8 +186,10 @@ def end_case(
     notices = [send_message(session, keyring, message, [recipient], now)[recipient] for recipient in notified]
     uri = auditing.activity(convenant.id, CASE)
     _announce(session, recorder, uri, ending, chosen, notices)
-    purged = purge_records(session, keyring, doomed, recorder, now, reason=ENDED, attributes={"ending_id": ending.id})
-    # Last, so that `involved_parties` of a later case reads the audit log from here on.
+    about = {"ending_id": ending.id}
+    purged = purge_records(session, keyring, doomed.purge, recorder, now, reason=ENDED, attributes=about)
+    withdraw_links(session, doomed.withdraw, recorder, now, reason=ENDED, attributes=about)
+    # Last: a later case between these parties is read from the audit log from here on.
     recorder.add(
         ENDED,
         uri,
@@ -275,14 +245,13 @@ def _announce(
 
 def audit_end_rejection(recorder: Recorder, convenant: Convenant, refusal: BrokerError) -> None:
     """Record a refused ending: what was wrong, never the BSN it named."""
-    codes = sorted({e.get("code", "") for e in refusal.errors if isinstance(e, dict)})
     recorder.add(
         "case.end_rejected",
         auditing.activity(convenant.id, CASE),
         root=True,
         status="Error",
         convenant_id=convenant.id,
-        attributes={"http_status": refusal.status, "errors": len(refusal.errors), "codes": codes},
+        attributes=auditing.refusal_attributes(refusal),
     )
 
 
@@ -328,7 +297,7 @@ def correct(
 
     Validated like a submission and stored whole or not at all. A record's earlier version is the
     caller's most recent stored record about the same pupil; current routing also gets the correction
-    (the pupil may have moved), a restricted pupil's correction goes to no one.
+    (the pupil may have moved); a restriction holds a correction back as it holds back any record.
     """
     party = member_party(convenant, party_id)
     valid = validate_records(convenant, validator, party, records, today)

@@ -23,7 +23,7 @@ from audit.entry import Actor
 from broker.auditing import Recorder, activity, commit_audited
 from broker.models import Delivery, DeliveryRecord, MatchRun
 from broker.services.quarters import deadline_at, latest_lists, match_runs, required_parties
-from broker.services.submission import restricted_subjects
+from broker.services.restrictions import Restrictions, active_restrictions
 from schemas.convenant import Convenant, Party
 
 log = structlog.get_logger("broker.matching")
@@ -247,11 +247,13 @@ def run_due(session: Session, convenants: dict[str, Convenant], now: dt.datetime
     return runs
 
 
-def _leave_out(result: PairResult, restricted: set[str]) -> None:
-    """A pupil under restriction (AVG art. 18) is neither compared nor disclosed to anyone."""
+def _leave_out(result: PairResult, restrictions: Restrictions) -> None:
+    """A pupil restricted (AVG art. 18) by either party of the pair or by the broker is neither
+    compared nor disclosed within the pair."""
+    a, b = result.a.party.id, result.b.party.id
     for groups in (result.same, result.different, result.only_a, result.only_b):
         for key in list(groups):
-            groups[key] = groups[key] - restricted
+            groups[key] = {p for p in groups[key] if not restrictions.blocks(p, a, b)}
             if not groups[key]:
                 del groups[key]
 
@@ -270,13 +272,13 @@ def _match(
     previous = (last.report or {}).get("deliveries", {}) if last else {}
     deliveries: dict[str, dict[str, str]] = {}
     pair_reports = []
-    restricted = restricted_subjects(session, convenant.id)
+    restrictions = active_restrictions(session, convenant.id)
     for a, b, gemeenten in pairs(convenant, present):
         result = compare(
             load_side(session, a, run.inputs[a.id], gemeenten), load_side(session, b, run.inputs[b.id], gemeenten)
         )
-        if restricted:
-            _leave_out(result, restricted)
+        if restrictions:
+            _leave_out(result, restrictions)
         for mine, theirs, lacking in ((a, b, result.only_b), (b, a, result.only_a)):
             delivery = _deliver(session, convenant, run, result, mine, theirs, lacking, previous, now)
             deliveries.setdefault(mine.id, {})[theirs.id] = delivery.id

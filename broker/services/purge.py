@@ -25,6 +25,7 @@ from broker import auditing
 from broker.auditing import Recorder
 from broker.keyring import Keyring
 from broker.models import Delivery, DeliveryRecord, Record, Submission
+from broker.services.delivery import delivery_activity
 from keys.envelope import Sealer
 
 RecordKey = tuple[str, int]  # (submission_id, seq)
@@ -170,6 +171,91 @@ def records_of_subject(session: Session, convenant_id: str, pseudonym: str) -> l
         .where(Submission.convenant_id == convenant_id, Record.pseudonym == pseudonym)
     ).all()
     return [(r.submission_id, r.seq) for r in rows]
+
+
+@dataclass(frozen=True)
+class Held:
+    """What the broker holds about a pupil in one party's flows: records to purge, and deliveries of
+    records that also went to a third party, from which only the party's own copy is withdrawn."""
+
+    purge: list[RecordKey]
+    withdraw: list[tuple[str, RecordKey]]  # (delivery id, record)
+
+
+def records_in_flows(session: Session, convenant_id: str, pseudonym: str, party: str | None) -> Held:
+    """The records about a pupil in `party`'s flows: those it sent and those on their way to it.
+
+    `party` None (the broker's officer) is every record about the pupil. A record another party sent
+    is purged when the party is its only recipient; when it went to a third party too, only the
+    party's delivery of it is withdrawn (the third party's flow is not the party's to erase).
+    """
+    if party is None:
+        return Held(records_of_subject(session, convenant_id, pseudonym), [])
+    rows = session.execute(
+        select(Record.submission_id, Record.seq, Submission.party_id, Delivery.id, Delivery.recipient_party_id)
+        .join(Submission, Submission.id == Record.submission_id)
+        .outerjoin(
+            DeliveryRecord, (DeliveryRecord.submission_id == Record.submission_id) & (DeliveryRecord.seq == Record.seq)
+        )
+        .outerjoin(Delivery, Delivery.id == DeliveryRecord.delivery_id)
+        .where(Submission.convenant_id == convenant_id, Record.pseudonym == pseudonym)
+    ).all()
+    senders: dict[RecordKey, str] = {}
+    recipients: dict[RecordKey, dict[str, str]] = defaultdict(dict)  # record -> {delivery id: recipient}
+    for submission_id, seq, sender, delivery_id, recipient in rows:
+        key = (submission_id, seq)
+        senders[key] = sender
+        if delivery_id is not None:
+            recipients[key][delivery_id] = recipient
+    purge: list[RecordKey] = []
+    withdraw: list[tuple[str, RecordKey]] = []
+    for key, sender in senders.items():
+        to = recipients.get(key, {})
+        if sender == party or (to and set(to.values()) == {party}):
+            purge.append(key)
+        elif party in to.values():
+            withdraw.extend((delivery_id, key) for delivery_id, r in to.items() if r == party)
+    return Held(sorted(purge), sorted(withdraw))
+
+
+def withdraw_links(
+    session: Session,
+    links: list[tuple[str, RecordKey]],
+    recorder: Recorder,
+    now: dt.datetime,
+    *,
+    reason: str,
+    attributes: dict[str, object] | None = None,
+) -> None:
+    """Take records out of deliveries (the records stay for their other recipients); audited per pupil."""
+    for delivery_id, (submission_id, seq) in links:
+        record = session.get(Record, (submission_id, seq))
+        delivery = session.get(Delivery, delivery_id)
+        if record is None or delivery is None:
+            continue
+        session.execute(
+            delete(DeliveryRecord).where(
+                DeliveryRecord.delivery_id == delivery_id,
+                DeliveryRecord.submission_id == submission_id,
+                DeliveryRecord.seq == seq,
+            )
+        )
+        recorder.add(
+            "delivery.withdrawn",
+            delivery_activity(delivery),
+            subjects=[record.pseudonym],
+            parties=[delivery.sender_party_id, delivery.recipient_party_id],
+            convenant_id=delivery.convenant_id,
+            attributes={
+                "delivery_id": delivery_id,
+                "submission_id": submission_id,
+                "reason": reason,
+                "category": record.category,
+                **(attributes or {}),
+            },
+        )
+    session.flush()
+    _tombstone_empty_deliveries(session, sorted({d for d, _ in links}), now)
 
 
 def held_count(session: Session, convenant_id: str | None = None) -> int:

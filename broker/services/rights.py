@@ -15,15 +15,17 @@ from __future__ import annotations
 import datetime as dt
 import json
 import uuid
+from collections.abc import Container
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from audit.entry import Actor
 from broker import auditing
 from broker.auditing import Recorder
-from broker.errors import Conflict
+from broker.errors import Conflict, NotFound
 from broker.keyring import Keyring
 from broker.models import (
     AuditEntryRow,
@@ -31,26 +33,20 @@ from broker.models import (
     SubjectRestriction,
 )
 from broker.runtime import AMSTERDAM
-from broker.services import outbox
-from broker.services.delivery import Message, send_message
-from broker.services.purge import commit_purge, purge_records, records_of_subject
+from broker.services import need_to_know, outbox
+from broker.services.delivery import Message, is_uuid, send_message
+from broker.services.purge import commit_purge, purge_records, records_in_flows, withdraw_links
+from broker.services.restrictions import BROKER  # the broker itself: in the report, as requester
 from schemas.convenant import Convenant
 
-BROKER = "broker"  # the broker itself: as a sender or receiver in the report, as requester of a restriction
 REQUEST_KIND = "subject_request"  # the submission and delivery kind of a forwarded request
 REQUEST_KINDS = ("inzage", "rectificatie", "wissing", "beperking", "bezwaar")
 RIGHTS_STEP = "subject_rights"
 ERASURE_REASON = "subject.erasure"
 
-# Entries in which a party sent or learned a pupil's data: that party holds or held it.
-DATA_FLOWS = (
-    "record.received",
-    "delivery.created",
-    "delivery.fetched",
-    "match.record_disclosed",
-    "match.known_to_both",
-    "match.different_category",
-)
+# The broker forwards a request on the requester's behalf, under its own name: the requester is not
+# a party of the forwarding entries, so it never learns who else holds data about the pupil.
+FORWARDER = Actor(type="system", id="broker:subject-requests")
 
 
 def entry_attributes(row: AuditEntryRow) -> dict[str, Any]:
@@ -71,55 +67,15 @@ def local(moment: dt.datetime) -> dt.datetime:
     return (moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)).astimezone(AMSTERDAM)
 
 
-# -- who holds data about the pupil ----------------------------------------------------------------
-
-
-def holders(session: Session, convenant: Convenant, pseudonym: str) -> set[str]:
-    """The parties that sent or received data about the pupil, according to the audit log."""
-    members = {p.id for p in convenant.parties}
-    rows = session.scalars(
-        select(AuditEntryRow).where(
-            AuditEntryRow.data_subject_id == pseudonym,
-            AuditEntryRow.convenant_id == convenant.id,
-            AuditEntryRow.name.in_(DATA_FLOWS),
-        )
-    )
-    found: set[str] = set()
-    for row in rows:
-        if (entry_attributes(row)).get("category") == REQUEST_KIND:
-            continue  # a forwarded request is not data about the pupil held for the case
-        found.update(p for p in row.parties.split(",") if p in members)
-    return found
-
-
-def senders(session: Session, convenant: Convenant, pseudonym: str) -> set[str]:
-    """The parties that submitted data about the pupil, according to the audit log."""
-    return {
-        party
-        for party in session.scalars(
-            select(AuditEntryRow.actor_party)
-            .where(
-                AuditEntryRow.data_subject_id == pseudonym,
-                AuditEntryRow.convenant_id == convenant.id,
-                AuditEntryRow.name == "record.received",
-            )
-            .distinct()
-        )
-        if party
-    }
-
-
 # -- forwarding a request to the controllers that hold data ------------------------------------------
 
 
 @dataclass(frozen=True)
 class Forwarded:
+    """A registered request, and the deliveries the broker made of it (never shown to the requester)."""
+
     request: SubjectRequest
     deliveries: dict[str, str]  # recipient -> delivery id
-
-    @property
-    def forwarded_to(self) -> list[str]:
-        return list(self.request.forwarded_to)
 
 
 def forward_request(
@@ -139,11 +95,15 @@ def forward_request(
     """Register a request received by `received_by` and forward it to every other controller holding data.
 
     Each controller gets a webhook notice (without the BSN) and a delivery with the request itself,
-    sealed like any record, which it fetches with its own credentials.
+    sealed like any record, which it fetches with its own credentials. The requester is told
+    neither whether nor to whom: a request about a pupil it may not name is registered like one
+    about a pupil nobody holds, and forwarded to no one (need-to-know).
     """
     pseudonymiser = keyring.pseudonymiser(convenant.id)
     pseudonym = pseudonymiser.pseudonymise_bsn(bsn)
-    recipients = sorted(holders(session, convenant, pseudonym) - {received_by})
+    recipients: list[str] = []
+    if need_to_know.holds(session, convenant.id, received_by, pseudonym):
+        recipients = sorted(need_to_know.holders(session, convenant.id, pseudonym) - {received_by})
     request = SubjectRequest(
         id=str(uuid.uuid4()),
         convenant_id=convenant.id,
@@ -159,11 +119,7 @@ def forward_request(
     uri = rights_activity(convenant.id)
     about = {"request_id": request.id, "kind": kind}
     recorder.add(
-        "subject_request.registered",
-        uri,
-        subjects=[pseudonym],
-        convenant_id=convenant.id,
-        attributes={**about, "forwarded_to": recipients},
+        "subject_request.registered", uri, subjects=[pseudonym], convenant_id=convenant.id, attributes=about
     )
     deliveries: dict[str, str] = {}
     if recipients:
@@ -206,6 +162,7 @@ def forward_request(
             "subject_request.forwarded",
             uri,
             subjects=[pseudonym],
+            actor=FORWARDER,
             parties=[recipient],
             convenant_id=convenant.id,
             attributes={**about, "recipient": recipient, "delivery_id": delivery_id, "category": REQUEST_KIND},
@@ -215,6 +172,11 @@ def forward_request(
 
 
 # -- restriction (AVG art. 18) and erasure (art. 17) -------------------------------------------------
+
+
+def acting_party(requested_by: str) -> str | None:
+    """The party whose need-to-know bounds a request: None for the broker's own officers (all parties)."""
+    return None if requested_by == BROKER else requested_by
 
 
 def active_restriction(
@@ -240,10 +202,14 @@ def restrict(
     recorder: Recorder,
     now: dt.datetime,
 ) -> tuple[SubjectRestriction, bool]:
-    """Restrict processing of the pupil: nothing about it is routed while the restriction is active.
+    """Restrict processing of the pupil in the requester's own flows while the restriction is active.
 
-    Returns the restriction and whether it is new (the requester's active one is returned as is).
+    AVG art. 18 binds each controller: a party's restriction holds back what it would send or
+    receive about the pupil; the broker's (`requested_by` BROKER) holds back every flow. A party
+    may restrict only a pupil it may name (need-to-know). Returns the restriction and whether it is
+    new (the requester's active one is returned as is).
     """
+    need_to_know.require_held(session, convenant.id, acting_party(requested_by), pseudonym)
     existing = active_restriction(session, convenant.id, pseudonym, requested_by)
     if existing is not None:
         return existing, False
@@ -268,6 +234,21 @@ def restrict(
         attributes={"restriction_id": restriction.id, "requested_by": requested_by},
     )
     return restriction, True
+
+
+def own_restriction(
+    session: Session, restriction_id: str, requested_by: str | None, convenant_ids: Container[str]
+) -> SubjectRestriction:
+    """The restriction `restriction_id` in one of `convenant_ids` if `requested_by` asked for it
+    (None: the broker's officer, any). Someone else's restriction is answered as one that does not exist."""
+    restriction = session.get(SubjectRestriction, restriction_id) if is_uuid(restriction_id) else None
+    if (
+        restriction is None
+        or restriction.convenant_id not in convenant_ids
+        or (requested_by is not None and restriction.requested_by != requested_by)
+    ):
+        raise NotFound("Deze beperking bestaat niet.")
+    return restriction
 
 
 def lift_restriction(
@@ -302,11 +283,14 @@ def erase(
     recorder: Recorder,
     now: dt.datetime,
 ) -> int:
-    """Purge everything the broker holds about the pupil (crypto-shredding) and commit; return the count.
+    """Purge what the broker holds about the pupil in the requester's flows (crypto-shredding) and commit.
 
-    The request is kept with its reason (as a `SubjectRequest` of kind "wissing"); the purge is
-    audited per record (`record.purged`) and the request as `subject.erased`. All of it commits
-    together, and the destroyed keys' vault shares go after the commit.
+    A party erases what it sent about the pupil and what is on its way to it; the broker's officer
+    (`requested_by` BROKER) erases everything. A party may erase only a pupil it may name. Returns
+    the number of records purged. The request is kept with its reason (as a `SubjectRequest` of kind
+    "wissing"); the purge is audited per record (`record.purged`, or `delivery.withdrawn` for a copy
+    taken out of a delivery) and the request as `subject.erased`. All of it commits together, and
+    the destroyed keys' vault shares go after the commit.
     """
     request = SubjectRequest(
         id=str(uuid.uuid4()),
@@ -319,11 +303,13 @@ def erase(
         forwarded_to=[],
         note=reason,
     )
+    party = acting_party(requested_by)
+    need_to_know.require_held(session, convenant.id, party, pseudonym)
     session.add(request)
-    keys = records_of_subject(session, convenant.id, pseudonym)
-    result = purge_records(
-        session, keyring, keys, recorder, now, reason=ERASURE_REASON, attributes={"requested_by": requested_by}
-    )
+    held = records_in_flows(session, convenant.id, pseudonym, party)
+    about = {"requested_by": requested_by}
+    result = purge_records(session, keyring, held.purge, recorder, now, reason=ERASURE_REASON, attributes=about)
+    withdraw_links(session, held.withdraw, recorder, now, reason=ERASURE_REASON, attributes=about)
     recorder.add(
         "subject.erased",
         rights_activity(convenant.id),

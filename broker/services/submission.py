@@ -14,15 +14,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from broker import auditing
 from broker.auditing import Recorder
 from broker.errors import BadRequest, BrokerError, Forbidden, ValidationFailed
 from broker.keyring import Keyring
-from broker.models import Delivery, DeliveryRecord, Record, SubjectRestriction, Submission
+from broker.models import Delivery, DeliveryRecord, Record, Submission
 from broker.services.quarters import check_quarter, record_list
+from broker.services.restrictions import Restrictions, active_restrictions
 from keys.envelope import Sealer
 from keys.pseudonym import Pseudonymiser
 from schemas.convenant import Convenant, Party
@@ -44,7 +45,7 @@ class Accepted:
     pseudonyms: list[str] = field(default_factory=list)
     routed: dict[str, list[int]] = field(default_factory=dict)
     categories: list[str] = field(default_factory=list)
-    withheld: list[int] = field(default_factory=list)  # records of restricted pupils: stored, not routed
+    withheld: list[int] = field(default_factory=list)  # records the sender's own restriction keeps here
 
     def by_category(self, seqs: Iterable[int]) -> dict[str, list[str]]:
         """The pseudonyms of the records `seqs`, grouped by category (the audit keeps the category)."""
@@ -228,17 +229,6 @@ def pseudonymise(pseudonymiser: Pseudonymiser, convenant: Convenant, records: li
     return [pseudonymiser.pseudonymise_bsn(record[subject_field]) for record in records]
 
 
-def restricted_subjects(session: Session, convenant_id: str) -> set[str]:
-    """The pseudonyms under an active restriction (AVG art. 18): one query, however long the list."""
-    return set(
-        session.scalars(
-            select(SubjectRestriction.pseudonym).where(
-                SubjectRestriction.convenant_id == convenant_id, SubjectRestriction.lifted_at.is_(None)
-            )
-        )
-    )
-
-
 def store(
     session: Session,
     keyring: Keyring,
@@ -257,8 +247,11 @@ def store(
     """Seal and store validated records as one submission and route them.
 
     A record of a routed kind goes to whoever the convenant's routing names for its gemeente, plus
-    `also_to[seq]` (the earlier recipients of a corrected record); a restricted pupil's record is
-    stored but goes to no one. `corrects[seq]` names the record a correction replaces.
+    `also_to[seq]` (the earlier recipients of a corrected record). A pupil the sender itself
+    restricted is stored but routed to no one; one a recipient or the broker restricted is routed
+    as any other and held back when the recipient fetches (`broker.services.restrictions`), so the
+    sender's answer never tells it about another party's restriction. `corrects[seq]` names the
+    record a correction replaces.
     """
     pseudonymiser = keyring.pseudonymiser(convenant.id)
     data_key, key = keyring.new_data_key(convenant.id)
@@ -280,7 +273,7 @@ def store(
         record_list(session, submission)
 
     routes = kind in ROUTED_KINDS
-    restricted = restricted_subjects(session, convenant.id) if routes else set()
+    restrictions = active_restrictions(session, convenant.id) if routes else Restrictions()
     rows: list[dict[str, Any]] = []
     categories: list[str] = []
     withheld: list[int] = []
@@ -308,14 +301,14 @@ def store(
         )
         if not routes:
             continue
-        if pseudonym in restricted:
-            withheld.append(seq)
-            continue
         if gemeente not in recipients_by_gemeente:
             recipients_by_gemeente[gemeente] = tuple(p.id for p in convenant.recipients(party, gemeente))
         targets = recipients_by_gemeente[gemeente]
         if also_to and also_to[seq]:
             targets = tuple(dict.fromkeys((*targets, *(p for p in also_to[seq] if p != party.id))))
+        if targets and restrictions.asked_by(pseudonym, party.id):
+            withheld.append(seq)  # the sender's own restriction: it knows, and nothing leaves
+            continue
         for recipient in targets:
             routed[recipient].append(seq)
     # Core executemany, not the ORM's bulk path: the rows are plain dicts already and the ORM's
@@ -426,18 +419,14 @@ def audit_routing(recorder: Recorder, convenant: Convenant, accepted: Accepted) 
 
 
 def audit_rejection(recorder: Recorder, convenant: Convenant, kind: Any, refusal: BrokerError) -> None:
-    """Record a refused submission: what was wrong, never the refused data itself."""
-    codes = sorted({e.get("code", "") for e in refusal.errors if isinstance(e, dict)})
+    """Record a refused submission with codes and counts only: never the refused data, nor a kind the
+    caller typed that is not one of the broker's (a closed set)."""
+    known = kind if kind in (*KINDS, *ROUTED_KINDS) else None  # None: refused before a valid kind was read
     recorder.add(
         "submission.rejected",
-        _activity_for(convenant, kind),
+        _activity_for(convenant, known),
         root=True,
         status="Error",
         convenant_id=convenant.id,
-        attributes={
-            "http_status": refusal.status,
-            "errors": len(refusal.errors),
-            "codes": codes,
-            "kind": kind if isinstance(kind, str) else None,  # None: refused before the kind was read
-        },
+        attributes={**auditing.refusal_attributes(refusal), "kind": known},
     )
