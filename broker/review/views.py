@@ -54,6 +54,7 @@ from broker.review.export import csv_chunks
 from broker.review.forms import FILTER_ARGS, INVALID_BSN, FilterForm, party_names, pseudonymise_lookup, read_filters
 from broker.review.secret import secret_key_problem
 from broker.runtime import AMSTERDAM
+from broker.services import need_to_know
 from broker.users import BROKER_OFFICER, authenticate, normalise_username
 
 bp = Blueprint(
@@ -262,9 +263,11 @@ def entries() -> Any:
             {**entry_filter.attributes(), "page": page, "shown": len(lines), "total": total}, subjects,
         )
     activities = {a.uri: a for a in auditing.register().activities}
+    # The pseudonyms are shown only where the officer's party may name the pupil (need-to-know).
+    known_subjects = need_to_know.nameable(db.session, viewer.party, subjects) if subjects else {}
     return render_template(
         "review/entries.html",
-        form=form, lines=lines, page=page, pages=pages, total=total, subjects=subjects,
+        form=form, lines=lines, page=page, pages=pages, total=total, subjects=subjects, known_subjects=known_subjects,
         actions=actions, parties=party_names(), convenants=runtime.convenants(),
         activities=activities, viewer=viewer,
     )

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from broker import auditing
 from broker.auditing import Recorder
-from broker.errors import Forbidden, NotFound
+from broker.errors import NotFound
 from broker.keyring import Keyring
 from broker.models import Delivery, DeliveryRecord, Record, Submission
 from broker.services.restrictions import active_restrictions
@@ -57,12 +57,10 @@ def list_deliveries(
 
 
 def get_own_delivery(session: Session, party_id: str, delivery_id: str) -> Delivery:
-    """Return a delivery the caller's party may read, or refuse."""
+    """Return a delivery the caller's party may read; another party's is answered as one that does not exist."""
     delivery = session.get(Delivery, delivery_id) if is_uuid(delivery_id) else None
-    if delivery is None:
+    if delivery is None or delivery.recipient_party_id != party_id:
         raise NotFound("Deze levering bestaat niet.")
-    if delivery.recipient_party_id != party_id:
-        raise Forbidden("Deze levering is niet aan uw partij gericht.")
     return delivery
 
 
