@@ -12,8 +12,13 @@ from flask import Response, stream_with_context
 
 from broker.errors import BadRequest, ValidationFailed
 from schemas.convenant import Convenant
+from schemas.validation import reported_name
 
 COLUMN_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+# The csv module refuses a cell over 131,072 characters with an error of its own (a 500). The body
+# limit (MAX_CONTENT_LENGTH) bounds a cell already, and a long cell is the validator's to refuse
+# (`too_long`, naming record and field), so the module's limit is lifted, once, for the process.
+csv.field_size_limit(2**31 - 1)
 
 
 def columns(convenant: Convenant) -> list[str]:
@@ -31,8 +36,9 @@ def parse_records(text: str, convenant: Convenant) -> tuple[list[dict[str, Any]]
     """Parse CSV text into records and the file line on which each record starts.
 
     Empty cells are absent fields; unknown columns are kept, so a column the convenant does not
-    allow is reported by validation with its name rather than silently dropped. A header that
-    names a column twice is refused for the same reason.
+    allow is reported by validation rather than silently dropped: by its name if that is a plain
+    identifier, else as `kolom N` (its position). A header that names a column twice is refused
+    for the same reason.
     """
     text = text.lstrip("\ufeff")
     first_line = text.split("\n", 1)[0]
@@ -40,13 +46,15 @@ def parse_records(text: str, convenant: Convenant) -> tuple[list[dict[str, Any]]
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     header = [column.strip() for column in next(reader, [])]
     _check_header(header, convenant)
-    repeated = sorted({c for c in header if header.count(c) > 1})
+    known = set(columns(convenant))
+    keys = [c if c in known else reported_name(c, n, "kolom") for n, c in enumerate(header, 1)]
+    repeated = [n for n, c in enumerate(header) if c in header[:n]]
     if repeated:
         raise BadRequest(
             "De kopregel noemt een kolom meer dan eens.",
             errors=[
-                {"record": None, "field": c, "code": "duplicate_column", "message": "Kolom komt twee keer voor."}
-                for c in repeated
+                {"record": None, "field": keys[n], "code": "duplicate_column", "message": "Kolom komt twee keer voor."}
+                for n in repeated
             ],
         )
     objects = {
@@ -54,30 +62,49 @@ def parse_records(text: str, convenant: Convenant) -> tuple[list[dict[str, Any]]
     }
     records: list[dict[str, Any]] = []
     lines: list[int] = []
-    for cells in reader:
-        if not any(cell.strip() for cell in cells):
-            continue  # blank lines carry no record
-        # reader.line_num is the line the record ends on; quoted cells may span lines.
-        lines.append(reader.line_num - sum(cell.count("\n") for cell in cells))
-        record: dict[str, Any] = {}
-        if len(cells) > len(header):
-            record["_extra_cells"] = cells[len(header) :]
-        for column, value in zip(header, cells, strict=False):
-            if value.strip() == "":
-                continue
-            if column in objects:
-                parent, child = objects[column]
-                record.setdefault(parent, {})[child] = value
-            else:
-                record[column] = value
-        records.append(record)
+    try:
+        for cells in reader:
+            if not any(cell.strip() for cell in cells):
+                continue  # blank lines carry no record
+            # reader.line_num is the line the record ends on; quoted cells may span lines.
+            lines.append(reader.line_num - sum(cell.count("\n") for cell in cells))
+            records.append(_record(cells, keys, objects))
+    except csv.Error as e:
+        raise ValidationFailed(
+            "De CSV kan vanaf deze regel niet worden gelezen.",
+            errors=[
+                {
+                    "record": len(records),
+                    "field": None,
+                    "code": "invalid_csv",
+                    "message": "Deze regel is geen geldige CSV.",
+                    "line": reader.line_num,
+                }
+            ],
+        ) from e
     return records, lines
+
+
+def _record(cells: list[str], keys: list[str], objects: dict[str, tuple[str, str]]) -> dict[str, Any]:
+    """One record from a row's cells, under the header's column keys."""
+    record: dict[str, Any] = {}
+    if len(cells) > len(keys):
+        record["_extra_cells"] = cells[len(keys) :]
+    for column, value in zip(keys, cells, strict=False):
+        if value.strip() == "":
+            continue
+        if column in objects:
+            parent, child = objects[column]
+            record.setdefault(parent, {})[child] = value
+        else:
+            record[column] = value
+    return record
 
 
 def _check_header(header: list[str], convenant: Convenant) -> None:
     """Refuse a file without a header line, or with a header cell that is no column name.
 
-    Such cells are usually data (a first row without header), so they are never echoed back.
+    Such cells are usually data (a first row without header), so they are named by position only.
     """
     if not set(header) & set(columns(convenant)):
         raise ValidationFailed(
@@ -89,7 +116,12 @@ def _check_header(header: list[str], convenant: Convenant) -> None:
         raise ValidationFailed(
             "De kopregel bevat cellen die geen kolomnaam zijn.",
             errors=[
-                {"record": None, "field": None, "code": "invalid_column_name", "message": f"Kolom {n} van de kopregel."}
+                {
+                    "record": None,
+                    "field": f"kolom {n}",
+                    "code": "invalid_column_name",
+                    "message": f"Kolom {n} van de kopregel.",
+                }
                 for n in odd
             ],
         )
