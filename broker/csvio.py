@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from flask import Response, stream_with_context
@@ -137,35 +137,65 @@ def flatten(record: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def render_records(records: Iterable[dict[str, Any]], convenant: Convenant) -> Iterator[str]:
-    """Yield CSV text for records, header first."""
+# -- writing: every CSV the broker emits goes through `csv_text` -----------------------------------
+
+# OWASP "CSV Injection": a spreadsheet takes a cell that starts with one of these for a formula.
+FORMULA = re.compile(r"'*[=+\-@\t\r]")
+
+
+def neutralise(value: Any) -> Any:
+    """The cell as written: text a spreadsheet would run as a formula gets a `'` in front.
+
+    Text that starts with `=`, `+`, `-`, `@`, a tab or a CR, or with `'`s and then one of those,
+    gets one more `'` in front; a program reading the CSV drops one leading `'` from a cell that
+    matches `'+[=+\\-@\t\r]` to get the text back. Numbers the broker computes (ints, floats) are
+    no text a caller typed and stay as they are, so a count reads as a number; None is empty.
+    """
+    if value is None:
+        return ""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return value
+    text = str(value)
+    return "'" + text if FORMULA.match(text) else text
+
+
+def csv_text(
+    header: Sequence[str], rows: Iterable[Sequence[Any]], *, delimiter: str = ",", rows_per_chunk: int = 1
+) -> Iterator[str]:
+    """Yield CSV text, header first, in pieces of `rows_per_chunk` rows; every cell neutralised."""
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns(convenant), extrasaction="ignore", lineterminator="\r\n")
-    writer.writeheader()
-    for record in records:
-        writer.writerow(flatten(record))
-        yield buffer.getvalue()
-        buffer.seek(0)
-        buffer.truncate()
-    yield buffer.getvalue()
-
-
-def csv_download(rows: Iterable[dict[str, Any]], fieldnames: Sequence[str], filename: str) -> Response:
-    """Stream dict rows as a `;`-separated CSV download (as Dutch spreadsheets expect)."""
-
-    def chunks() -> Iterator[str]:
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=fieldnames, delimiter=";")
-        writer.writeheader()
-        for row in rows:
-            writer.writerow(row)
+    writer = csv.writer(buffer, delimiter=delimiter, lineterminator="\r\n")
+    writer.writerow([neutralise(name) for name in header])
+    for count, row in enumerate(rows, 1):
+        writer.writerow([neutralise(value) for value in row])
+        if count % rows_per_chunk == 0:
             yield buffer.getvalue()
             buffer.seek(0)
             buffer.truncate()
-        yield buffer.getvalue()
+    yield buffer.getvalue()
 
+
+def dict_rows(rows: Iterable[Mapping[str, Any]], fieldnames: Sequence[str]) -> Iterator[list[Any]]:
+    """The values of dict rows in the order of `fieldnames` (absent is empty, others are left out)."""
+    for row in rows:
+        yield [row.get(name) for name in fieldnames]
+
+
+def render_records(records: Iterable[dict[str, Any]], convenant: Convenant) -> Iterator[str]:
+    """Yield CSV text for records, header first (`,`-separated, the convenant's columns)."""
+    header = columns(convenant)
+    return csv_text(header, dict_rows(map(flatten, records), header))
+
+
+def csv_response(chunks: Iterable[str], filename: str, headers: Mapping[str, str] | None = None) -> Response:
+    """A CSV download streamed from `chunks` (made by `csv_text`)."""
     return Response(
-        stream_with_context(chunks()),
+        stream_with_context(chunks),
         mimetype="text/csv",
-        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+        headers={"Content-Disposition": f'attachment; filename="{filename}"', **(headers or {})},
     )
+
+
+def csv_download(rows: Iterable[Mapping[str, Any]], fieldnames: Sequence[str], filename: str) -> Response:
+    """Stream dict rows as a `;`-separated CSV download (as Dutch spreadsheets expect)."""
+    return csv_response(csv_text(fieldnames, dict_rows(rows, fieldnames), delimiter=";"), filename)
