@@ -25,11 +25,12 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     if not app.config["MASTER_KEY"] and not app.config["MASTER_KEY_FILE"]:
         app.config["MASTER_KEY_FILE"] = os.path.join(app.instance_path, "master.key")
 
-    from broker import api, auth, cli, limits, logging, metrics, ops, review, runtime
+    from broker import api, auth, bodies, cli, limits, logging, metrics, ops, review, runtime
     from broker.extensions import api as smorest_api
     from broker.extensions import db
 
     logging.configure_logging(app.config["LOG_LEVEL"], app.config.get("LOG_FILE"))
+    bodies.init_app(app)
     db.init_app(app)
     runtime.init_app(app)
     smorest_api.init_app(app)

@@ -6,7 +6,6 @@ are for the operator who must act from a shell (for example, suspend a party at 
 
 from __future__ import annotations
 
-import csv
 import sys
 
 import click
@@ -14,6 +13,7 @@ from flask.cli import with_appcontext
 
 from broker import runtime
 from broker.auditing import cli_recorder, commit_audited
+from broker.csvio import csv_text, dict_rows
 from broker.errors import BrokerError
 from broker.extensions import db
 from broker.services import breach_views as views
@@ -60,9 +60,7 @@ def register_command(output: str | None) -> None:
     commit_audited(session, recorder)
     stream = open(output, "w", newline="", encoding="utf-8") if output else sys.stdout  # noqa: SIM115
     try:
-        writer = csv.DictWriter(stream, fieldnames=views.REGISTER_COLUMNS, delimiter=";")
-        writer.writeheader()
-        writer.writerows(rows)
+        stream.writelines(csv_text(views.REGISTER_COLUMNS, dict_rows(rows, views.REGISTER_COLUMNS), delimiter=";"))
     finally:
         if output:
             stream.close()

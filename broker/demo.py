@@ -18,7 +18,7 @@ from sqlalchemy import select
 
 from broker import runtime
 from broker.auditing import broker_activity, cli_recorder, commit_audited
-from broker.csvio import columns
+from broker.csvio import columns, csv_text, dict_rows
 from broker.extensions import db
 from broker.models import Client, User
 from broker.users import create_user
@@ -107,8 +107,7 @@ def demo_setup_command() -> None:
     example = directory / "voorbeeld-casussen.csv"
     convenant = next(iter(runtime.convenants().values()))
     header = columns(convenant)
-    lines = [",".join(header)] + [",".join(row.get(c, "") for c in header) for row in EXAMPLE_ROWS]
-    example.write_text("\n".join(lines) + "\n")
+    example.write_text("".join(csv_text(header, dict_rows(EXAMPLE_ROWS, header))), newline="")
 
     port = os.environ.get("PORT", "8000")
     base = f"http://127.0.0.1:{port}"

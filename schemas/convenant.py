@@ -15,6 +15,8 @@ from typing import Any
 DEFAULT_DIR = Path(__file__).parent / "convenants"
 
 FIELD_TYPES = {"bsn", "string", "text", "date", "postcode", "gemeente", "enum", "object"}
+# The types whose values are free text a party types (the others have a shape of their own).
+TEXT_TYPES = {"string", "text"}
 
 
 class ConvenantError(ValueError):
@@ -193,11 +195,17 @@ def _field_spec(name: str, data: dict[str, Any]) -> FieldSpec:
         raise ConvenantError(f"field {name!r}: an object needs fields")
     if kind == "enum" and not data.get("choices"):
         raise ConvenantError(f"field {name!r}: an enum needs choices")
+    max_length = data.get("max_length")
+    if max_length is not None and (not isinstance(max_length, int) or isinstance(max_length, bool) or max_length < 1):
+        raise ConvenantError(f"field {name!r}: max_length must be a whole number of characters, 1 or more")
+    if kind in TEXT_TYPES and max_length is None:
+        # Every text a party can type is bounded: longer is a 422 naming record and field.
+        raise ConvenantError(f"field {name!r}: a {kind} field needs max_length")
     return FieldSpec(
         name=name,
         type=kind,
         label=data.get("label", name),
-        max_length=data.get("max_length"),
+        max_length=max_length,
         pattern=data.get("pattern"),
         choices=tuple(data.get("choices", ())),
         not_future=bool(data.get("not_future", False)),

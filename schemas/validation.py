@@ -29,6 +29,28 @@ ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 BSN_SHAPE = re.compile(r"(?!0{9})[0-9]{9}")
 # Control characters other than tab and line breaks: never part of a name, an address or a note.
 CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# A name a caller made up (a JSON key, a CSV column) is echoed in an error only when it is a plain
+# identifier: anything else may be data typed where a name belongs (a header of "111222333 Noah"),
+# so it is named by its position instead (`veld 3`, `kolom 17`), which is echoed as it stands.
+PLAIN_NAME = re.compile(r"[a-z_]{1,40}")
+POSITION_NAME = re.compile(r"(?:veld|kolom) [1-9][0-9]{0,6}")
+
+
+def reported_name(name: object, position: int, word: str = "veld") -> str:
+    """How an error names a key the caller sent: the key if it is a plain identifier, else
+    `<word> <position>` (1-based)."""
+    if isinstance(name, str) and (PLAIN_NAME.fullmatch(name) or POSITION_NAME.fullmatch(name)):
+        return name
+    return f"{word} {position}"
+
+
+def key_position(data: object, key: object) -> int:
+    """The 1-based position of `key` among the keys of `data` (0 if it is not there)."""
+    if isinstance(data, Mapping):
+        for position, candidate in enumerate(data, 1):
+            if candidate == key:
+                return position
+    return 0
 
 
 class Coded(str):
@@ -256,6 +278,10 @@ class RecordValidator:
     def __init__(self, convenant: Convenant, lexicon: Lexicon | None = None) -> None:
         self.convenant = convenant
         self.lexicon = lexicon or load_default_lexicon()
+        # The names the convenant defines: errors name them as they are, whatever they look like.
+        self.known_names = frozenset(
+            {"category", *convenant.fields, *(sub.name for spec in convenant.fields.values() for sub in spec.fields)}
+        )
 
     def _field(self, spec: FieldSpec, required: bool, category: Category) -> ma.fields.Field:
         common: dict[str, Any] = {"required": required, "allow_none": False}
@@ -348,7 +374,7 @@ class RecordValidator:
                 try:
                     valid.append(schema.load(record))
                 except ma.ValidationError as e:
-                    violations.extend(_flatten(index, e.messages))
+                    violations.extend(_flatten(index, e.messages, record, self.known_names))
             return valid, violations
         finally:
             _today.reset(token)
@@ -412,16 +438,25 @@ def _plan(schema: ma.Schema) -> _Plan:
     return plan
 
 
-def _flatten(record: int, messages: Any, prefix: str = "") -> Iterable[Violation]:
+def _flatten(record: int, messages: Any, data: Any, known: frozenset[str], prefix: str = "") -> Iterable[Violation]:
+    """The violations in marshmallow's `messages` about the record (part) `data`.
+
+    A key the convenant does not define is named as `reported_name` says: by its position in
+    `data` unless it is a plain identifier.
+    """
     if isinstance(messages, Mapping):
         for key, value in messages.items():
-            path = f"{prefix}.{key}" if prefix else str(key)
-            # A nested schema's own error (`_schema`) belongs to the object field itself.
-            yield from _flatten(record, value, prefix if key == "_schema" else path)
+            if key == "_schema":
+                # A nested schema's own error belongs to the object field itself.
+                yield from _flatten(record, value, data, known, prefix)
+                continue
+            name = str(key) if key in known or isinstance(key, int) else reported_name(key, key_position(data, key))
+            child = data.get(key) if isinstance(data, Mapping) else None
+            yield from _flatten(record, value, child, known, f"{prefix}.{name}" if prefix else name)
     elif isinstance(messages, list | tuple):
         for message in messages:
             if isinstance(message, Mapping | list | tuple):
-                yield from _flatten(record, message, prefix)
+                yield from _flatten(record, message, data, known, prefix)
             else:
                 yield Violation(record, prefix, getattr(message, "code", "invalid"), str(message))
     else:

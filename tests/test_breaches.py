@@ -236,6 +236,27 @@ def test_a_report_names_every_missing_or_wrong_field(clock: Clock, rbl: Party, d
     assert ("ernst", "not_allowed") in errors
 
 
+def test_unknown_breach_keys_that_are_no_plain_identifier_are_named_by_position(
+    clock: Clock, rbl: Party, delivered: dict[str, Any]
+) -> None:
+    """An unknown key of a breach report is echoed only as a plain identifier, at any depth; a key
+    holding a BSN and a name is `veld N` (its place in its object)."""
+    body = {
+        "convenant_id": CONVENANT,
+        "detected_at": clock.now.isoformat(),
+        "description": "Een export met leerlinggegevens is naar een verkeerd e-mailadres gestuurd.",
+        "suspected_cause": "Menselijke fout.",
+        "scope": {"deliveries": [delivered["deliveries"][LIEMERS]], "Noah 111222333": []},
+        "111222333 Noah": "x",
+    }
+    # Sent as written (the test client's json= would sort the keys).
+    response = rbl.post("/api/v1/breaches", data=json.dumps(body), headers={"Content-Type": "application/json"})
+    assert response.status_code == 422
+    errors = {(e["field"], e["code"]) for e in response.json["errors"]}
+    assert errors == {("veld 6", "not_allowed"), ("scope.veld 2", "not_allowed")}
+    assert "111222333" not in response.get_data(as_text=True) and "Noah" not in response.get_data(as_text=True)
+
+
 def test_a_bsn_in_the_description_is_refused_and_not_echoed(
     clock: Clock, rbl: Party, delivered: dict[str, Any]
 ) -> None:

@@ -40,7 +40,9 @@ def metrics(client: Any) -> str:
 
 
 @pytest.mark.parametrize("how", ["json", "csv"])
-def test_an_invalid_kind_reaches_neither_the_log_nor_a_metric_label(app: Any, client: Any, rbl: Party, how: str) -> None:
+def test_an_invalid_kind_reaches_neither_the_log_nor_a_metric_label(
+    app: Any, client: Any, rbl: Party, how: str
+) -> None:
     """A kind that is no kind is refused; its rejection entry says kind null, and /metrics has no series for it."""
     for n in range(3):  # distinct values must not make distinct series either
         kind = f"{HOSTILE}{n}"

@@ -342,6 +342,32 @@ def test_definition_with_dangling_reference_raises_convenant_error(mutate: Any) 
         parse_convenant(data)
 
 
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        pytest.param(lambda d: _drop(d["fields"]["reden_verzuim"], "max_length"), id="text-without-max_length"),
+        pytest.param(lambda d: _drop(d["fields"]["voornaam"], "max_length"), id="string-without-max_length"),
+        pytest.param(lambda d: _drop(d["fields"]["adres"]["fields"]["straat"], "max_length"), id="nested-string"),
+        pytest.param(lambda d: d["fields"]["voornaam"].update(max_length="100"), id="max_length-not-a-number"),
+        pytest.param(lambda d: d["fields"]["voornaam"].update(max_length=0), id="max_length-zero"),
+    ],
+)
+def test_every_text_field_needs_a_max_length(mutate: Any) -> None:
+    """A string or text field without a whole, positive max_length is refused when the file is loaded,
+    so no convenant can take text of any length."""
+    data = demo_data()
+    mutate(data)
+    with pytest.raises(ConvenantError, match="max_length"):
+        parse_convenant(data)
+
+
+def test_every_text_field_of_the_demo_convenant_is_bounded(demo: Any) -> None:
+    """Each string and text field of the demo convenant, nested ones too, has a max_length."""
+    specs = [s for spec in demo.fields.values() for s in (spec, *spec.fields)]
+    texts = [s for s in specs if s.type in ("string", "text")]
+    assert texts and all(isinstance(s.max_length, int) and s.max_length > 0 for s in texts)
+
+
 def test_toml_syntax_error_raises_convenant_error(tmp_path: Path) -> None:
     """A file that is not valid TOML is refused with ConvenantError naming the file."""
     path = tmp_path / "kapot.toml"

@@ -280,6 +280,16 @@ def test_bad_ending_request_is_422(
     assert query(app, "SELECT COUNT(*) FROM case_endings")[0][0] == 0
 
 
+def test_unknown_ending_keys_are_named_by_position_unless_plain(rbl: Party, problem: Any) -> None:
+    """An unknown key of an ending request holding a BSN is reported as `veld N`, a plain one by name."""
+    body = {"bsn": make_bsn(1), "reason": "overleden", make_bsn(2): "x", "extra": 1}
+    # Sent as written (the test client's json= would sort the keys).
+    response = rbl.post(ENDINGS, data=json.dumps(body), headers={"Content-Type": "application/json"})
+    refusal = problem(response, 400)
+    assert [(e["field"], e["code"]) for e in refusal["errors"]] == [("veld 3", "not_allowed"), ("extra", "not_allowed")]
+    assert make_bsn(2) not in response.get_data(as_text=True)
+
+
 def test_a_new_submission_after_an_ending_is_a_new_case(
     app: Any, clock: Clock, rbl: Party, liemers: Party, passend_wijs: Party
 ) -> None:

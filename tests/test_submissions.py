@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -478,3 +479,14 @@ def test_csv_with_a_repeated_column_is_refused(rbl: Party, problem: Any, count_r
     assert response.status_code in (400, 422), response.json
     problem(response, response.status_code)
     assert set(count_rows().values()) == {0}
+
+
+def test_unknown_envelope_keys_are_named_by_position_unless_plain(rbl: Party, problem: Any) -> None:
+    """An unknown key of the submission envelope is echoed only as a plain identifier; a key holding a
+    BSN and a name is reported as `veld N` (its place in the body)."""
+    body = {"kind": "case", "records": [make_record(1)], "111222333 Noah": 1, "extra": 2}
+    # Sent as written (the test client's json= would sort the keys).
+    response = rbl.post(SUBMIT, data=json.dumps(body), headers={"Content-Type": "application/json"})
+    refusal = problem(response, 400)
+    assert [(e["field"], e["code"]) for e in refusal["errors"]] == [("veld 3", "not_allowed"), ("extra", "not_allowed")]
+    assert "111222333" not in response.get_data(as_text=True) and "Noah" not in response.get_data(as_text=True)

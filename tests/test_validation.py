@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import json
 from typing import Any
 
 import pytest
@@ -91,7 +92,8 @@ NOT_ALLOWED = [
         id="toekenning-on-langdurig",
     ),
     pytest.param(make_record(1, diagnose="onbekend"), "diagnose", id="invented-field"),
-    pytest.param(make_record(1, BSN=make_bsn(1)), "BSN", id="field-names-are-case-sensitive"),
+    # Names are case-sensitive; one that is no plain identifier is named by its position (the 11th key).
+    pytest.param(make_record(1, BSN=make_bsn(1)), "veld 11", id="field-names-are-case-sensitive"),
     pytest.param(with_address(1, diagnose="onbekend"), "adres.diagnose", id="unknown-address-part"),
 ]
 
@@ -100,6 +102,29 @@ NOT_ALLOWED = [
 def test_field_not_allowed_for_category(validator: RecordValidator, record: dict[str, Any], field: str) -> None:
     """A field the category does not allow is an error naming it with code not_allowed."""
     assert check(validator, record) == [(0, field, "not_allowed")]
+
+
+def test_unknown_keys_that_are_no_plain_identifier_are_named_by_position(validator: RecordValidator) -> None:
+    """A key the convenant does not know is echoed only if it is a plain [a-z_]{1,40} identifier; else it
+    is `veld N` (its place in the record or object), so a BSN or name typed as a key never comes back."""
+    record = {**make_record(1), "111222333 Noah": "x", "opmerking": "y", "a" * 41: "z"}
+    record["adres"] = {**record["adres"], "Noah de Vries": "x"}
+    violations = [(v.field, v.code) for v in validator.validate([record], TODAY)[1]]
+    assert sorted(violations) == sorted([
+        ("veld 11", "not_allowed"), ("opmerking", "not_allowed"), ("veld 13", "not_allowed"),
+        ("adres.veld 6", "not_allowed"),
+    ])
+
+
+def test_unknown_key_via_api_never_echoes_the_key(rbl: Any, problem: Any) -> None:
+    """Through the API, a record key holding a BSN and a name is reported as `veld N`, not echoed."""
+    body = {"kind": "case", "records": [{**make_record(1), "111222333 Noah": "x"}]}
+    # Sent as written (the test client's json= would sort the keys).
+    response = rbl.post(f"/api/v1/convenants/{CONVENANT}/submissions", data=json.dumps(body),
+                        headers={"Content-Type": "application/json"})
+    body = problem(response, 422)
+    assert [(e["record"], e["field"], e["code"]) for e in body["errors"]] == [(0, "veld 11", "not_allowed")]
+    assert "111222333" not in response.get_data(as_text=True) and "Noah" not in response.get_data(as_text=True)
 
 
 def test_not_allowed_message_says_the_convenant_does_not_allow_it(

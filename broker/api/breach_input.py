@@ -19,7 +19,7 @@ from broker.api_base import json_body
 from broker.errors import UnsupportedMediaType, ValidationFailed
 from broker.timefmt import AmbiguousLocalTime, from_local
 from schemas.screening import Lexicon, load_default_lexicon
-from schemas.validation import MESSAGES, Bsn, Coded, CodedField, Object, Text
+from schemas.validation import MESSAGES, Bsn, Coded, CodedField, Object, Text, key_position, reported_name
 
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 LONG_TEXT = 4000
@@ -181,14 +181,32 @@ class CloseSchema(_Strict):
     measures = free_text(LONG_TEXT, required=True)
 
 
-def _violations(messages: Any, prefix: str = "") -> Iterable[dict[str, Any]]:
+UNKNOWN = ["Unknown field."]  # marshmallow's message for a key the schema does not have
+
+
+def _child(data: Any, key: Any) -> Any:
+    if isinstance(data, Mapping):
+        return data.get(key)
+    if isinstance(data, list) and isinstance(key, int) and 0 <= key < len(data):
+        return data[key]
+    return None
+
+
+def _violations(messages: Any, data: Any = None, prefix: str = "") -> Iterable[dict[str, Any]]:
+    """The errors in marshmallow's `messages` about the body (part) `data`; a key the caller made up
+    is named by its position unless it is a plain identifier (`reported_name`)."""
     if isinstance(messages, Mapping):
         for key, value in messages.items():
+            if key == "_schema":
+                yield from _violations(value, data, prefix)
+                continue
             name = "from" if key == "from_" else str(key)
-            yield from _violations(value, prefix if key == "_schema" else (f"{prefix}.{name}" if prefix else name))
+            if value == UNKNOWN:
+                name = reported_name(key, key_position(data, key))
+            yield from _violations(value, _child(data, key), f"{prefix}.{name}" if prefix else name)
     elif isinstance(messages, list | tuple):
         for message in messages:
-            yield from _violations(message, prefix)
+            yield from _violations(message, data, prefix)
     else:
         code = getattr(messages, "code", None)
         text = str(messages)
@@ -229,5 +247,5 @@ def load(schema: ma.Schema, body: Any) -> dict[str, Any]:
     try:
         loaded: dict[str, Any] = schema.load(body)
     except ma.ValidationError as e:
-        raise ValidationFailed("Het verzoek voldoet niet.", list(_violations(e.messages))) from None
+        raise ValidationFailed("Het verzoek voldoet niet.", list(_violations(e.messages, body))) from None
     return loaded

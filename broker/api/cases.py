@@ -27,6 +27,7 @@ from broker.extensions import db
 from broker.services import lifecycle
 from broker.services.purge import commit_purge
 from broker.services.submission import audit_rejection, member_party
+from schemas.validation import reported_name
 
 blp = Blueprint("cases", __name__, url_prefix="/api/v1/convenants", description="End cases and correct records")
 
@@ -109,13 +110,13 @@ def _json_body(allowed: set[str]) -> dict[str, Any]:
     body = json_body()
     if not isinstance(body, dict):
         raise BadRequest("De body is geen geldig JSON-object.")
-    unknown = set(body) - allowed
+    unknown = [(n, key) for n, key in enumerate(body, 1) if key not in allowed]
     if unknown:
         raise BadRequest(
             "Onbekende velden in het verzoek.",
             errors=[
-                {"record": None, "field": name, "code": "not_allowed", "message": "Onbekend veld."}
-                for name in sorted(unknown)
+                {"record": None, "field": reported_name(key, n), "code": "not_allowed", "message": "Onbekend veld."}
+                for n, key in unknown
             ],
         )
     return body

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response, request
+from flask import request
 from flask_smorest import Blueprint
 
 from broker import runtime
@@ -19,7 +19,7 @@ from broker.api_base import (
 )
 from broker.auditing import commit_audited, request_recorder
 from broker.auth import current_caller, require_token
-from broker.csvio import render_records
+from broker.csvio import csv_response, render_records
 from broker.errors import BadRequest
 from broker.extensions import db
 from broker.services import delivery as deliveries
@@ -121,11 +121,7 @@ def get_delivery(delivery_id: str) -> Any:
     best = request.accept_mimetypes.best_match(["application/json", "text/csv"], default="application/json")
     if best == "text/csv":
         convenant = runtime.get_convenant(delivery.convenant_id)
-        return Response(
-            "".join(render_records(records, convenant)),
-            mimetype="text/csv",
-            headers={"Content-Disposition": f'attachment; filename="levering-{delivery.id}.csv"'},
-        )
+        return csv_response(render_records(records, convenant), f"levering-{delivery.id}.csv")
     return {**deliveries.delivery_summary(delivery), "records": records}
 
 

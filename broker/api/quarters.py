@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response, request
+from flask import request
 from flask_smorest import Blueprint
 from sqlalchemy import func, select
 
@@ -20,7 +20,7 @@ from broker.api_base import (
 )
 from broker.auditing import commit_audited, request_recorder
 from broker.auth import current_caller, require_token
-from broker.csvio import render_records
+from broker.csvio import csv_response, render_records
 from broker.errors import NotFound
 from broker.extensions import db
 from broker.models import Delivery, Record
@@ -198,13 +198,10 @@ def get_match(convenant_id: str, quarter: str) -> Any:
     commit_audited(session, recorder)
     best = request.accept_mimetypes.best_match(["application/json", "text/csv"], default="application/json")
     if best == "text/csv":
-        return Response(
-            "".join(render_records(all_records, convenant)),
-            mimetype="text/csv",
-            headers={
-                "Content-Disposition": f'attachment; filename="vergelijking-{quarter}-v{run.version}.csv"',
-                "X-Match-Version": str(run.version),
-            },
+        return csv_response(
+            render_records(all_records, convenant),
+            f"vergelijking-{quarter}-v{run.version}.csv",
+            headers={"X-Match-Version": str(run.version)},
         )
     return {
         "convenant_id": convenant.id,

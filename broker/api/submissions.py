@@ -26,6 +26,7 @@ from broker.errors import BadRequest, BrokerError, UnsupportedMediaType
 from broker.extensions import db
 from broker.services.matching import run_after_list
 from broker.services.submission import audit_acceptance, audit_rejection, member_party, submit
+from schemas.validation import reported_name
 
 blp = Blueprint(
     "submissions", __name__, url_prefix="/api/v1/convenants", description="Submit cases and quarterly lists"
@@ -125,13 +126,13 @@ def _read_body(convenant: Any) -> tuple[Any, Any, Any, list[int] | None]:
         body = json_body()
         if not isinstance(body, dict):
             raise BadRequest("De body is geen geldig JSON-object.")
-        unknown = set(body) - {"kind", "quarter", "records"}
+        unknown = [(n, key) for n, key in enumerate(body, 1) if key not in {"kind", "quarter", "records"}]
         if unknown:
             raise BadRequest(
                 "Onbekende velden in de aanlevering.",
                 errors=[
-                    {"record": None, "field": name, "code": "not_allowed", "message": "Onbekend veld."}
-                    for name in sorted(unknown)
+                    {"record": None, "field": reported_name(key, n), "code": "not_allowed", "message": "Onbekend veld."}
+                    for n, key in unknown
                 ],
             )
         return body.get("kind"), body.get("quarter"), body.get("records"), None

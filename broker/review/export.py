@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Iterator, Sequence
 
 from sqlalchemy import ColumnElement
 from sqlalchemy.orm import Session
 
+from broker.csvio import csv_text
 from broker.review.entries import entry_line, stream_entries
 
 COLUMNS = (
@@ -17,25 +16,15 @@ COLUMNS = (
 )
 
 
-def _cell(value: str) -> str:
-    # Keep a spreadsheet from reading a cell as a formula (CSV injection).
-    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+def _rows(session: Session, where: Sequence[ColumnElement[bool]]) -> Iterator[list[object]]:
+    for row in stream_entries(session, where):
+        line = entry_line(row)
+        yield [
+            line.index, line.time.isoformat(), line.name, line.actor, ";".join(line.parties),
+            line.convenant_id, line.processing_activity_id, line.data_subject_id, line.trace_id, line.status,
+        ]
 
 
 def csv_chunks(session: Session, where: Sequence[ColumnElement[bool]]) -> Iterator[str]:
     """The CSV export of the matching entries, newest first, in pieces of 500 rows."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(COLUMNS)
-    for count, row in enumerate(stream_entries(session, where), 1):
-        line = entry_line(row)
-        writer.writerow([
-            line.index, line.time.isoformat(), _cell(line.name), _cell(line.actor), ";".join(line.parties),
-            line.convenant_id or "", line.processing_activity_id, line.data_subject_id or "",
-            line.trace_id, line.status,
-        ])
-        if count % 500 == 0:
-            yield buffer.getvalue()
-            buffer.seek(0)
-            buffer.truncate()
-    yield buffer.getvalue()
+    return csv_text(COLUMNS, _rows(session, where), rows_per_chunk=500)

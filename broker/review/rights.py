@@ -8,8 +8,6 @@ audited (`subject.access_report`) before a byte of it leaves, so a failed audit 
 
 from __future__ import annotations
 
-import csv
-import io
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -20,6 +18,7 @@ from fpdf import FPDF, XPos, YPos
 
 from broker import runtime
 from broker.auditing import commit_audited, request_recorder
+from broker.csvio import csv_text
 from broker.errors import Forbidden
 from broker.extensions import db
 from broker.models import User
@@ -107,19 +106,9 @@ def _download(body: str | bytes, mimetype: str, filename: str) -> Response:
     return Response(body, mimetype=mimetype, headers={"Content-Disposition": f'attachment; filename="{filename}"'})
 
 
-def _cell(value: str) -> str:
-    # Keep a spreadsheet from reading a cell as a formula (CSV injection).
-    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
-
-
 def render_csv(report: reports.AccessReport) -> str:
     """The report as CSV: `;`-separated, as Dutch spreadsheets expect, with Dutch headers."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, delimiter=";", lineterminator="\r\n")
-    writer.writerow(reports.TABLE_COLUMNS)
-    for line in reports.report_table(report):
-        writer.writerow([_cell(value) for value in line])
-    return buffer.getvalue()
+    return "".join(csv_text(reports.TABLE_COLUMNS, reports.report_table(report), delimiter=";"))
 
 
 def _latin1(text: str) -> str:

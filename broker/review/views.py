@@ -17,13 +17,13 @@ from flask import (
     render_template,
     request,
     session,
-    stream_with_context,
     url_for,
 )
 from werkzeug.exceptions import HTTPException
 
 from broker import auditing, limits, runtime
 from broker.auditing import broker_activity, commit_audited, request_recorder
+from broker.csvio import csv_response
 from broker.errors import BrokerError, ServiceUnavailable
 from broker.extensions import db
 from broker.models import User
@@ -308,11 +308,7 @@ def export() -> Any:
     record_review(db.session, viewer, "review.entries_exported", entry_filter.attributes(), subjects)
     where = conditions(entry_filter, viewer)
     filename = f"logboek-{runtime.now().astimezone(AMSTERDAM):%Y%m%d-%H%M%S}.csv"
-    return Response(
-        stream_with_context(csv_chunks(db.session, where)),
-        mimetype="text/csv",
-        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
-    )
+    return csv_response(csv_chunks(db.session, where), filename)
 
 
 @bp.post("/controle")
