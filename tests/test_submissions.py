@@ -277,14 +277,14 @@ def test_swv_may_not_submit_rbl_only_categories_by_csv(passend_wijs: Party, prob
 def test_party_cannot_read_another_partys_delivery(
     rbl: Party, liemers: Party, passend_wijs: Party, problem: Any
 ) -> None:
-    """Fetching or acking a delivery addressed to another party is 403 and changes nothing."""
+    """Fetching or acking a delivery addressed to another party is 404, as for one that does not exist."""
     response = rbl.submit([make_record(1, gemeente="Duiven")])
     [delivery] = response.json["deliveries"]
     url = f"/api/v1/deliveries/{delivery['delivery_id']}"
     for intruder in (passend_wijs, rbl):
-        problem(intruder.get(url), 403)
-        problem(intruder.get(url, headers={"Accept": "text/csv"}), 403)
-        problem(intruder.post(f"{url}/ack"), 403)
+        problem(intruder.get(url), 404)
+        problem(intruder.get(url, headers={"Accept": "text/csv"}), 404)
+        problem(intruder.post(f"{url}/ack"), 404)
     [summary] = liemers.get("/api/v1/deliveries").json["deliveries"]
     assert summary["fetched_at"] is None and summary["acked_at"] is None
 
@@ -311,11 +311,11 @@ def test_party_outside_the_convenant_gets_403_before_body_checks(make_multi_part
 
 
 def test_member_of_second_convenant_cannot_read_first_convenant_deliveries(make_multi_party: Any, problem: Any) -> None:
-    """A delivery of one convenant is 403 for a party of the other convenant."""
+    """A delivery of one convenant does not exist for a party of the other convenant (404)."""
     rbl = make_multi_party("rbl-midden-gelre")
     rmc = make_multi_party("rmc-rijk-van-nijmegen")
     [delivery] = rbl.submit([make_record(1, gemeente="Duiven")]).json["deliveries"]
-    problem(rmc.get(f"/api/v1/deliveries/{delivery['delivery_id']}"), 403)
+    problem(rmc.get(f"/api/v1/deliveries/{delivery['delivery_id']}"), 404)
     assert rmc.get("/api/v1/deliveries").json["deliveries"] == []
     assert rmc.submit([make_vsv_record(1)], convenant=SECOND_CONVENANT).status_code == 201
 
