@@ -65,6 +65,8 @@ class Defaults:
     SMTP_FROM = "Convenant broker <noreply@convenant-broker.local>"
 
     MAX_CONTENT_LENGTH = 64 * 1024 * 1024
+    # Seconds an Idempotency-Key's answer is kept for repeats of the same submission.
+    IDEMPOTENCY_TTL = 24 * 3600
     # `broker serve` and gunicorn (gunicorn.conf.py) refuse debug mode: see broker/production.py.
     DEBUG = False
     # How many proxies in front set X-Forwarded-For/-Proto/-Host (for client addresses and URLs).

@@ -156,6 +156,8 @@ class Record(Base):
     payload: Mapped[bytes] = mapped_column(LargeBinary)
     # A correction names the record it replaces, as "<submission_id>/<seq>".
     corrects: Mapped[str | None] = mapped_column(String(50), nullable=True)
+    # A routed record's keyed fingerprint (keys.pseudonym): an unchanged record is not delivered again.
+    fingerprint: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class Delivery(Base):
@@ -191,6 +193,24 @@ class DeliveryRecord(Base):
     delivery_id: Mapped[str] = mapped_column(ForeignKey("deliveries.id"), primary_key=True)
     submission_id: Mapped[str] = mapped_column(String(36), primary_key=True)
     seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+
+
+class IdempotencyKey(Base):
+    """The answer to a submission sent with an Idempotency-Key, replayed for the same key and body.
+
+    The key itself is not kept, only its SHA-256 (it is what a caller typed); the answer holds ids,
+    counts and a receipt, never a BSN.
+    """
+
+    __tablename__ = "idempotency_keys"
+    party_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    key_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    submission_id: Mapped[str] = mapped_column(String(36))
+    status: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    response: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    created_at: Mapped[dt.datetime]
+    expires_at: Mapped[dt.datetime] = mapped_column(index=True)
 
 
 class AuditEntryRow(Base):

@@ -6,6 +6,7 @@ import hashlib
 import hmac
 
 DOMAIN = b"convenant-broker/bsn-pseudonym/v1"
+FINGERPRINT_DOMAIN = b"convenant-broker/record-fingerprint/v1"
 
 
 class Pseudonymiser:
@@ -20,7 +21,16 @@ class Pseudonymiser:
         self.kid = kid
         self._key = key
         self._prefix = DOMAIN + b"\x00" + convenant_id.encode() + b"\x00"
+        self._fingerprint_prefix = FINGERPRINT_DOMAIN + b"\x00" + convenant_id.encode() + b"\x00"
 
     def pseudonymise_bsn(self, bsn: str) -> str:
         """Return the hex pseudonym of `bsn`."""
         return hmac.digest(self._key, self._prefix + bsn.encode(), hashlib.sha256).hex()
+
+    def fingerprint(self, canonical: bytes) -> str:
+        """Return the hex fingerprint of a record's canonical bytes: equal records, equal fingerprints.
+
+        Keyed and domain-separated like the pseudonyms (a record's fields are guessable), so the
+        fingerprint tells nothing to whoever lacks the key; it only says "unchanged".
+        """
+        return hmac.digest(self._key, self._fingerprint_prefix + canonical, hashlib.sha256).hex()

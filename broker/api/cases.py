@@ -7,8 +7,8 @@ from typing import Any
 from flask import request
 from flask_smorest import Blueprint
 
-from broker import runtime
-from broker.api.submissions import ACCEPTED
+from broker import idempotency, runtime
+from broker.api.submissions import ACCEPTED, IDEMPOTENCY_PARAMETER, replay
 from broker.api_base import (
     AUDITED_PROBLEMS,
     BEARER_PROBLEMS,
@@ -164,10 +164,11 @@ def create_ending(convenant_id: str) -> tuple[dict[str, Any], int]:
 @blp.doc(
     security=SECURITY,
     requestBody=CORRECTION_BODY,
-    responses=responses({201: json_response(CORRECTED, "Stored and delivered to earlier recipients")}, *PROBLEMS),
+    parameters=[IDEMPOTENCY_PARAMETER],
+    responses=responses({201: json_response(CORRECTED, "Stored and delivered to earlier recipients")}, *PROBLEMS, 409),
 )
 @require_token
-def create_correction(convenant_id: str) -> tuple[dict[str, Any], int]:
+def create_correction(convenant_id: str) -> tuple[dict[str, Any], int] | tuple[dict[str, Any], int, dict[str, str]]:
     """Correct records the caller's party sent; every recipient of an earlier version gets the correction."""
     caller = current_caller()
     convenant = runtime.get_convenant(convenant_id)
@@ -175,6 +176,9 @@ def create_correction(convenant_id: str) -> tuple[dict[str, Any], int]:
     recorder = request_recorder(caller.actor)
     try:
         member_party(convenant, caller.party_id)
+        claim = idempotency.lookup(session, caller.party_id, runtime.now())
+        if isinstance(claim, idempotency.Replay):
+            return replay(session, recorder, convenant, claim)
         body = _json_body({"records"})
         corrected = lifecycle.correct(
             session,
@@ -192,9 +196,11 @@ def create_correction(convenant_id: str) -> tuple[dict[str, Any], int]:
         audit_rejection(recorder, convenant, lifecycle.CORRECTION, refusal)
         commit_audited(session, recorder)
         raise
+    idempotency.reserve(session, claim, corrected.accepted.submission.id, runtime.now())
     summary = lifecycle.audit_correction(recorder, convenant, corrected)
     committed = commit_audited(session, recorder, checkpoint=True)
     assert committed.checkpoint is not None
     response = corrected.as_dict()
     response["receipt"] = receipt_for(session, committed.sealed[summary], committed.checkpoint)
+    idempotency.remember(session, claim, response, 201)
     return response, 201

@@ -6,8 +6,9 @@ from typing import Any
 
 from flask import request
 from flask_smorest import Blueprint
+from sqlalchemy.orm import Session
 
-from broker import runtime
+from broker import idempotency, runtime
 from broker.api_base import (
     AUDITED_PROBLEMS,
     BEARER_PROBLEMS,
@@ -19,13 +20,14 @@ from broker.api_base import (
     responses,
 )
 from broker.audit_log import receipt_for
-from broker.auditing import commit_audited, request_recorder
+from broker.auditing import Recorder, commit_audited, request_recorder
 from broker.auth import current_caller, require_token
 from broker.csvio import parse_records
 from broker.errors import BadRequest, BrokerError, UnsupportedMediaType
 from broker.extensions import db
 from broker.services.matching import run_after_list
-from broker.services.submission import audit_acceptance, audit_rejection, member_party, submit
+from broker.services.submission import activity_for, audit_acceptance, audit_rejection, member_party, submit
+from schemas.convenant import Convenant
 from schemas.validation import reported_name
 
 blp = Blueprint(
@@ -50,7 +52,25 @@ SUBMISSION_BODY = {
         "text/csv": {"schema": {"type": "string"}},
     },
 }
+IDEMPOTENCY_PARAMETER = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "description": (
+        "A key of your own (1-255 ASCII characters) for this submission: a repeat with the same key and body "
+        "gets the first answer (with `Idempotent-Replayed: true`) and stores nothing again; the same key with "
+        "another body is 422. Kept for 24 hours."
+    ),
+    "schema": {"type": "string", "minLength": 1, "maxLength": 257},
+}
+REPLAY = {
+    "Idempotent-Replayed": {
+        "description": "`true` when this is the stored answer to an earlier request with the same Idempotency-Key.",
+        "schema": {"type": "string", "enum": ["true"]},
+    }
+}
 CSV_PARAMETERS = [
+    IDEMPOTENCY_PARAMETER,
     {
         "name": "kind",
         "in": "query",
@@ -85,7 +105,7 @@ ACCEPTED = component(
         "type": "object",
         "required": [
             "submission_id", "convenant_id", "kind", "quarter", "accepted", "received_at", "deliveries",
-            "restricted", "receipt",
+            "restricted", "duplicates", "receipt",
         ],
         "properties": {
             "submission_id": {"type": "string", "format": "uuid"},
@@ -106,7 +126,20 @@ ACCEPTED = component(
                     },
                 },
             },
-            "restricted": {"type": "integer", "minimum": 0, "description": "Records stored but not routed."},
+            "restricted": {
+                "type": "integer",
+                "minimum": 0,
+                "description": "Records your own restriction keeps at the broker: stored, not routed.",
+            },
+            "duplicates": {
+                "type": "array",
+                "description": "Records not delivered again: unchanged since they last went to that recipient.",
+                "items": {
+                    "type": "object",
+                    "required": ["record", "recipient"],
+                    "properties": {"record": {"type": "integer", "minimum": 0}, "recipient": {"type": "string"}},
+                },
+            },
             "receipt": RECEIPT,
         },
     },
@@ -145,12 +178,12 @@ def _read_body(convenant: Any) -> tuple[Any, Any, Any, list[int] | None]:
     requestBody=SUBMISSION_BODY,
     parameters=CSV_PARAMETERS,
     responses=responses(
-        {201: json_response(ACCEPTED, "Stored whole and routed")},
-        *BEARER_PROBLEMS, *BODY_PROBLEMS, *AUDITED_PROBLEMS, 404, 422,
+        {201: json_response(ACCEPTED, "Stored whole and routed (a repeated key: the first answer)", REPLAY)},
+        *BEARER_PROBLEMS, *BODY_PROBLEMS, *AUDITED_PROBLEMS, 404, 409, 422,
     ),
 )
 @require_token
-def create_submission(convenant_id: str) -> tuple[dict[str, Any], int]:
+def create_submission(convenant_id: str) -> tuple[dict[str, Any], int] | tuple[dict[str, Any], int, dict[str, str]]:
     """Submit cases or a quarterly list; validated whole, stored whole, routed."""
     caller = current_caller()
     convenant = runtime.get_convenant(convenant_id)
@@ -159,6 +192,9 @@ def create_submission(convenant_id: str) -> tuple[dict[str, Any], int]:
     kind = None
     try:
         member_party(convenant, caller.party_id)
+        claim = idempotency.lookup(session, caller.party_id, runtime.now())
+        if isinstance(claim, idempotency.Replay):
+            return replay(session, recorder, convenant, claim)
         kind, quarter, records, lines = _read_body(convenant)
         accepted = submit(
             session,
@@ -179,11 +215,28 @@ def create_submission(convenant_id: str) -> tuple[dict[str, Any], int]:
         audit_rejection(recorder, convenant, kind, refusal)
         commit_audited(session, recorder)
         raise
+    idempotency.reserve(session, claim, accepted.submission.id, runtime.now())
     summary = audit_acceptance(recorder, convenant, accepted)
     committed = commit_audited(session, recorder, checkpoint=True)
     assert committed.checkpoint is not None
     body = accepted.as_dict()
     body["receipt"] = receipt_for(session, committed.sealed[summary], committed.checkpoint)
+    idempotency.remember(session, claim, body, 201)
     if accepted.submission.kind == "quarterly_list":
         run_after_list(session, convenant, accepted.submission.quarter)
     return body, 201
+
+
+def replay(
+    session: Session, recorder: Recorder, convenant: Convenant, stored: idempotency.Replay
+) -> tuple[dict[str, Any], int, dict[str, str]]:
+    """Answer a repeat with the first answer; audited, and nothing stored again."""
+    recorder.add(
+        "submission.replayed",
+        activity_for(convenant, stored.body.get("kind")),
+        root=True,
+        convenant_id=convenant.id,
+        attributes={"submission_id": stored.body.get("submission_id"), "http_status": stored.status},
+    )
+    commit_audited(session, recorder)
+    return stored.response()

@@ -22,6 +22,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from audit.entry import Actor
+from broker import idempotency
 from broker.auditing import Recorder
 from broker.keyring import Keyring
 from broker.models import CaseEnding, Delivery, DeliveryRecord, MatchRun, Record, Submission
@@ -177,6 +178,9 @@ def run_retention(
             if progress:
                 progress(done, total)
     result.shares_deleted += keyring.sweep_vault()
+    # Idempotency-Key answers past their time (ids and counts, no personal data) go too.
+    idempotency.forget_expired(session, now)
+    session.commit()
     return result
 
 

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from broker import auditing
@@ -46,6 +46,8 @@ class Accepted:
     routed: dict[str, list[int]] = field(default_factory=dict)
     categories: list[str] = field(default_factory=list)
     withheld: list[int] = field(default_factory=list)  # records the sender's own restriction keeps here
+    # (record, recipient): unchanged since it was last delivered to that recipient, so not delivered again
+    duplicates: list[tuple[int, str]] = field(default_factory=list)
 
     def by_category(self, seqs: Iterable[int]) -> dict[str, list[str]]:
         """The pseudonyms of the records `seqs`, grouped by category (the audit keeps the category)."""
@@ -67,6 +69,7 @@ class Accepted:
                 for d in self.deliveries
             ],
             "restricted": len(self.withheld),
+            "duplicates": [{"record": seq, "recipient": recipient} for seq, recipient in self.duplicates],
         }
 
 
@@ -152,6 +155,10 @@ def _json_default(value: Any) -> str:
     if isinstance(value, dt.date):
         return value.isoformat()
     raise TypeError(f"cannot serialise {type(value).__name__}")
+
+
+# Sorted keys: the same record gives the same bytes whatever order its fields arrived in.
+_canonical = json.JSONEncoder(default=_json_default, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode
 
 
 def submit(
@@ -282,6 +289,9 @@ def store(
         pseudonyms = pseudonymise(pseudonymiser, convenant, records)
     recipients_by_gemeente: dict[str, tuple[str, ...]] = {}
     dumps = json.JSONEncoder(default=_json_default, ensure_ascii=False, separators=(",", ":")).encode
+    fingerprints = [pseudonymiser.fingerprint(_canonical(r).encode()) for r in records] if routes else []
+    delivered = last_delivered(session, convenant.id, party.id, pseudonyms) if routes else {}
+    duplicates: list[tuple[int, str]] = []
     prefix = submission.id + "/"
     for seq, record in enumerate(records):
         gemeente = _gemeente(record, convenant.gemeente_field)
@@ -297,6 +307,7 @@ def store(
                 "pseudonym_kid": pseudonymiser.kid,
                 "payload": sealer.seal(dumps(record).encode(), (prefix + str(seq)).encode()),
                 "corrects": corrects[seq] if corrects else None,
+                "fingerprint": fingerprints[seq] if routes else None,
             }
         )
         if not routes:
@@ -310,6 +321,9 @@ def store(
             withheld.append(seq)  # the sender's own restriction: it knows, and nothing leaves
             continue
         for recipient in targets:
+            if delivered.get((pseudonym, recipient)) == fingerprints[seq]:
+                duplicates.append((seq, recipient))  # unchanged since it last went there
+                continue
             routed[recipient].append(seq)
     # Core executemany, not the ORM's bulk path: the rows are plain dicts already and the ORM's
     # per-row bookkeeping would double the cost of a 100,000-record list.
@@ -341,10 +355,45 @@ def store(
     ]
     if links:
         connection.execute(insert(DeliveryRecord.__table__), links)
-    return Accepted(submission, deliveries, pseudonyms, dict(routed), categories, withheld)
+    return Accepted(submission, deliveries, pseudonyms, dict(routed), categories, withheld, duplicates)
 
 
-def _activity_for(convenant: Convenant, kind: Any) -> str:
+def last_delivered(
+    session: Session, convenant_id: str, sender: str, pseudonyms: list[str]
+) -> dict[tuple[str, str], str | None]:
+    """Per (pupil, recipient), the fingerprint of the sender's record last delivered to that recipient.
+
+    Two records delivered in the same instant with different fingerprints leave it unknown (None):
+    the new record is then delivered, never dropped on a guess.
+    """
+    latest: dict[tuple[str, str], tuple[Any, set[str | None]]] = {}
+    wanted = sorted(set(pseudonyms))
+    for i in range(0, len(wanted), 500):
+        rows = session.execute(
+            select(Record.pseudonym, Delivery.recipient_party_id, Record.fingerprint, Submission.received_at)
+            .join(Submission, Submission.id == Record.submission_id)
+            .join(
+                DeliveryRecord,
+                (DeliveryRecord.submission_id == Record.submission_id) & (DeliveryRecord.seq == Record.seq),
+            )
+            .join(Delivery, Delivery.id == DeliveryRecord.delivery_id)
+            .where(
+                Submission.convenant_id == convenant_id,
+                Submission.party_id == sender,
+                Submission.kind.in_(ROUTED_KINDS),
+                Record.pseudonym.in_(wanted[i : i + 500]),
+            )
+        )
+        for pseudonym, recipient, fingerprint, received_at in rows:
+            key = (pseudonym, recipient)
+            if key not in latest or received_at > latest[key][0]:
+                latest[key] = (received_at, {fingerprint})
+            elif received_at == latest[key][0]:
+                latest[key][1].add(fingerprint)
+    return {key: next(iter(found)) if len(found) == 1 else None for key, (_, found) in latest.items()}
+
+
+def activity_for(convenant: Convenant, kind: Any) -> str:
     try:
         return auditing.activity(convenant.id, kind if isinstance(kind, str) else "case")
     except LookupError:
@@ -360,7 +409,7 @@ def audit_acceptance(recorder: Recorder, convenant: Convenant, accepted: Accepte
     for category, subjects in accepted.by_category(range(len(accepted.pseudonyms))).items():
         recorder.add(
             "record.received",
-            _activity_for(convenant, submission.kind),
+            activity_for(convenant, submission.kind),
             subjects=subjects,
             convenant_id=convenant.id,
             attributes={**about, "category": category},
@@ -375,7 +424,7 @@ def audit_summary(recorder: Recorder, convenant: Convenant, accepted: Accepted) 
     position = len(recorder.pending)
     recorder.add(
         "submission.accepted",
-        _activity_for(convenant, submission.kind),
+        activity_for(convenant, submission.kind),
         root=True,
         convenant_id=convenant.id,
         attributes={
@@ -389,9 +438,10 @@ def audit_summary(recorder: Recorder, convenant: Convenant, accepted: Accepted) 
 
 
 def audit_routing(recorder: Recorder, convenant: Convenant, accepted: Accepted) -> None:
-    """Record per pupil per recipient what was delivered, and per pupil what a restriction held back."""
+    """Record per pupil per recipient what was delivered, and per pupil what was held back: by the
+    sender's own restriction, or because it went to the recipient unchanged before."""
     submission = accepted.submission
-    uri = _activity_for(convenant, submission.kind)
+    uri = activity_for(convenant, submission.kind)
     about = {"submission_id": submission.id, "kind": submission.kind}
     for delivery in accepted.deliveries:
         for category, subjects in accepted.by_category(accepted.routed[delivery.recipient_party_id]).items():
@@ -416,6 +466,18 @@ def audit_routing(recorder: Recorder, convenant: Convenant, accepted: Accepted) 
             convenant_id=convenant.id,
             attributes={**about, "category": category, "reason": "restricted"},
         )
+    by_recipient: dict[str, list[int]] = defaultdict(list)
+    for seq, recipient in accepted.duplicates:
+        by_recipient[recipient].append(seq)
+    for recipient, seqs in sorted(by_recipient.items()):
+        for category, subjects in accepted.by_category(seqs).items():
+            recorder.add(
+                "record.withheld",
+                uri,
+                subjects=subjects,
+                convenant_id=convenant.id,
+                attributes={**about, "category": category, "reason": "duplicate", "recipient": recipient},
+            )
 
 
 def audit_rejection(recorder: Recorder, convenant: Convenant, kind: Any, refusal: BrokerError) -> None:
@@ -424,7 +486,7 @@ def audit_rejection(recorder: Recorder, convenant: Convenant, kind: Any, refusal
     known = kind if kind in (*KINDS, *ROUTED_KINDS) else None  # None: refused before a valid kind was read
     recorder.add(
         "submission.rejected",
-        _activity_for(convenant, known),
+        activity_for(convenant, known),
         root=True,
         status="Error",
         convenant_id=convenant.id,
