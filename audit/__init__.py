@@ -4,6 +4,7 @@ A pure library (no Flask, no SQLAlchemy) so that a privacy officer's verifier ca
 
 * `audit.logboek`: an entry's fields (Logboek Dataverwerkingen), ids and times, validated.
 * `audit.entry`: canonical form (RFC 8785), chain and leaf hashes, sealing in batches.
+* `audit.columns`: the search columns a database keeps beside an entry, derived from it.
 * `audit.jcs`: the fast RFC 8785 serialiser behind it.
 * `audit.merkle`: RFC 6962 Merkle tree, roots, inclusion and consistency proofs.
 * `audit.proof`: the hashes and RFC 9162 proof verification alone.

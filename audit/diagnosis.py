@@ -23,11 +23,18 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
-__all__ = ["Problem", "ProblemKind", "StoredRow", "diagnose", "peek_index"]
+__all__ = ["ColumnRow", "Problem", "ProblemKind", "Row", "StoredRow", "diagnose", "peek_index"]
 
 StoredRow = tuple[int, bytes, bytes, bytes]
 """What the database stores per entry: (index, canonical bytes, chain hash, leaf hash)."""
+
+ColumnRow = tuple[int, bytes, bytes, bytes, tuple[Any, ...]]
+"""A stored row with the values of its search columns (`audit.columns.SEARCH_COLUMNS` order)."""
+
+Row = StoredRow | ColumnRow
+"""Either kind of row: verify_log and diagnose take both."""
 
 
 class ProblemKind(StrEnum):
@@ -44,11 +51,16 @@ class ProblemKind(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Problem:
-    """The first problem found: its kind, the first index it affects, and an explanation."""
+    """The first problem found: its kind, the first index it affects, and an explanation.
+
+    `column` names the stored search column that contradicts its entry's canonical bytes, when
+    that is the problem.
+    """
 
     kind: ProblemKind
     index: int | None
     detail: str
+    column: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,8 +86,8 @@ def _parse(canonical: bytes) -> tuple[int, bytes] | None:
 
 def peek_index(canonical: bytes) -> int | None:
     """Return the `index` an entry's bytes claim, cheaply, or None if it has none."""
-    # JCS sorts keys and every key after "index" holds a string or null, in which `,"` cannot
-    # occur unescaped, so the last `,"index":` is the top-level one in an entry as sealed.
+    # JCS sorts keys and every key after "index" holds a string, null or a list of strings, in
+    # which `,"index":` cannot occur, so the last one is the top-level one in an entry as sealed.
     at = canonical.rfind(b',"index":')
     if at >= 0:
         end = canonical.find(b",", at + 9)
@@ -86,9 +98,9 @@ def peek_index(canonical: bytes) -> int | None:
     return None if parsed is None else parsed[0]
 
 
-def _claim(row: StoredRow) -> _Claim | None:
+def _claim(row: Row) -> _Claim | None:
     """Parse what a row claims and whether its bytes match its own stored hashes."""
-    _, canonical, chain_hash, leaf_hash = row
+    canonical, chain_hash, leaf_hash = row[1], row[2], row[3]
     parsed = _parse(canonical)
     if parsed is None:
         return None
@@ -102,12 +114,12 @@ def _claim(row: StoredRow) -> _Claim | None:
 class _Rows:
     """The rows from the first failure on, read from the iterator only as far as needed."""
 
-    def __init__(self, first: list[StoredRow], rest: Iterator[StoredRow]) -> None:
+    def __init__(self, first: list[Row], rest: Iterator[Row]) -> None:
         """Hold the rows read so far and the iterator with the rest."""
         self._rows = first
         self._rest = rest
 
-    def get(self, position: int) -> StoredRow | None:
+    def get(self, position: int) -> Row | None:
         """Return the row `position` places after the first failing one, if there is one."""
         while len(self._rows) <= position:
             row = next(self._rest, None)
@@ -126,15 +138,15 @@ class _Rows:
         return claimed
 
 
-def _links(row: StoredRow | None, prev: bytes, index: int) -> bool:
+def _links(row: Row | None, prev: bytes, index: int) -> bool:
     """Return whether `row` is a sound entry `index` following chain hash `prev`."""
     claim = None if row is None else _claim(row)
     return claim is not None and claim.consistent and claim.prev == prev and claim.index == index
 
 
 def diagnose(
-    first: list[StoredRow],
-    rest: Iterator[StoredRow],
+    first: list[Row],
+    rest: Iterator[Row],
     expected: int,
     prev: bytes,
     before_prev: bytes | None,

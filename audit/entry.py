@@ -97,13 +97,16 @@ def _encode_entry(entry: AuditEntry, index: int, prev_hex: str) -> bytes:
         f'"trace_id":"{foreign.trace_id}"}}')
     parent = "null" if entry.parent_span_id is None else f'"{entry.parent_span_id}"'
     attributes = encode_canonical_text(entry.attributes) if entry.attributes else "{}"
+    parties = ",".join(map(_quote, entry.parties))
     text = (
         f'{{"actor":{{"id":{_quote(actor.id)},"party":{_quote_optional(actor.party)},'
         f'"type":"{actor.type}"}},"attributes":{attributes},'
+        f'"convenant_id":{_quote_optional(entry.convenant_id)},'
         f'"data_subject_id":{_quote_optional(entry.data_subject_id)},'
         f'"data_subject_id_type":{_quote_optional(entry.data_subject_id_type)},'
         f'"end_time":"{entry.end_time}","foreign_operation":{foreign_json},"index":{index},'
-        f'"name":{_quote(entry.name)},"parent_span_id":{parent},"prev_hash":"{prev_hex}",'
+        f'"name":{_quote(entry.name)},"parent_span_id":{parent},"parties":[{parties}],'
+        f'"prev_hash":"{prev_hex}",'
         f'"processing_activity_id":{_quote(entry.processing_activity_id)},'
         f'"span_id":"{entry.span_id}","start_time":"{entry.start_time}",'
         f'"status":"{entry.status}","trace_id":"{entry.trace_id}"}}'

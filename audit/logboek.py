@@ -1,9 +1,10 @@
 """Describe one processing operation in the shape of Logius' Logboek Dataverwerkingen v1.0.
 
 The fields are the standard's (trace and span ids, name, times, status, processing activity,
-data subject), plus who acted (`actor`), whose call caused it (`foreign_operation`) and free
-`attributes`. Everything is validated on construction, because a sealed entry can never be
-corrected afterwards.
+data subject), plus who acted (`actor`), whose call caused it (`foreign_operation`), which
+parties took part (`parties`: the parties that may see the entry) and under which convenant
+(`convenant_id`), and free `attributes`. Everything is validated on construction, because a
+sealed entry can never be corrected afterwards.
 """
 
 from __future__ import annotations
@@ -92,6 +93,15 @@ def _check_optional_text(value: object, what: str) -> None:
         raise ValueError(f"{what} must be a non-empty string or None")
 
 
+def _check_parties(value: object) -> None:
+    """Refuse parties that are not a tuple of distinct, non-empty party ids without a comma."""
+    # The search column lists them between commas (",a,b,"), so a comma in an id would let
+    # "a,b" pass for party b.
+    if (not isinstance(value, tuple) or len(set(value)) != len(value)
+            or not all(isinstance(p, str) and p and "," not in p for p in value)):
+        raise ValueError("parties must be a tuple of distinct non-empty party ids without a comma")
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Actor:
     """Who performed the operation: a party, one of its clients, a user or the broker itself."""
@@ -128,7 +138,8 @@ class AuditEntry:
     """One processing operation, before it has a place in the log.
 
     `data_subject_id` is the convenant pseudonym, never a BSN; `attributes` must not hold personal
-    data either: the log is kept for years and shown to privacy officers.
+    data either: the log is kept for years and shown to privacy officers. `parties` are the
+    parties that took part; each of them may see the entry.
     """
 
     trace_id: str
@@ -143,6 +154,8 @@ class AuditEntry:
     data_subject_id: str | None = None
     data_subject_id_type: str | None = None
     foreign_operation: ForeignOperation | None = None
+    parties: tuple[str, ...] = ()
+    convenant_id: str | None = None
     attributes: Mapping[str, Any] = field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
@@ -168,6 +181,8 @@ class AuditEntry:
         if self.foreign_operation is not None and not isinstance(self.foreign_operation,
                                                                  ForeignOperation):
             raise ValueError("foreign_operation must be a ForeignOperation or None")
+        _check_parties(self.parties)
+        _check_optional_text(self.convenant_id, "convenant_id")
         if not isinstance(self.attributes, Mapping):
             raise ValueError("attributes must be a mapping")
         # A private copy: a caller mutating its dict afterwards must not change a sealed entry.
@@ -196,6 +211,7 @@ class AuditEntry:
         return {
             "actor": {"id": self.actor.id, "party": self.actor.party, "type": self.actor.type},
             "attributes": dict(self.attributes),
+            "convenant_id": self.convenant_id,
             "data_subject_id": self.data_subject_id,
             "data_subject_id_type": self.data_subject_id_type,
             "end_time": self.end_time,
@@ -204,6 +220,7 @@ class AuditEntry:
             "index": index,
             "name": self.name,
             "parent_span_id": self.parent_span_id,
+            "parties": list(self.parties),
             "prev_hash": prev_hash.hex(),
             "processing_activity_id": self.processing_activity_id,
             "span_id": self.span_id,
@@ -214,12 +231,16 @@ class AuditEntry:
 
     @classmethod
     def from_record(cls, record: Mapping[str, Any]) -> AuditEntry:
-        """Return the entry in a record (dropping its `index` and `prev_hash`)."""
+        """Return the entry in a record (dropping its `index` and `prev_hash`).
+
+        A record sealed before entries held `parties` and `convenant_id` comes back with none.
+        """
         fields = {key: value for key, value in record.items() if key not in ("index", "prev_hash")}
         actor, foreign = fields.pop("actor"), fields.pop("foreign_operation", None)
         return cls(
             actor=Actor(**actor),
             foreign_operation=None if foreign is None else ForeignOperation(**foreign),
+            parties=tuple(fields.pop("parties", ())),
             **fields,
         )
 

@@ -2,38 +2,50 @@
 
 Every stored row is checked against what it claims: its leaf hash and chain hash are recomputed
 from its canonical bytes, and the `index` and `prev_hash` inside those bytes must be its position
-and the previous entry's chain hash. The leaf hashes then rebuild the Merkle tree, whose root at
-each signed checkpoint's size must be the signed root, and consecutive checkpoints must be
-consistent (RFC 9162 §2.1.4). The first problem is reported with its kind and index.
+and the previous entry's chain hash. Rows that come with their search columns (a `ColumnRow`, as
+the broker's database streams them) must also hold exactly the columns `audit.columns` derives
+from those bytes. The leaf hashes then rebuild the Merkle tree, whose root at each signed
+checkpoint's size must be the signed root, and consecutive checkpoints must be consistent
+(RFC 9162 §2.1.4). The first problem is reported with its kind and index; at the same index a
+broken chain or checkpoint is named before a column.
 """
 
 from __future__ import annotations
 
 import binascii
 import hashlib
-from collections.abc import Callable, Iterable, Iterator
+import json
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import islice
 from operator import itemgetter
+from typing import cast
 
 from audit.checkpoint import Checkpoint, NoteError, VerifierKey, open_note
-from audit.diagnosis import Problem, ProblemKind, StoredRow, diagnose
+from audit.columns import SEARCH_COLUMNS, UNRECORDED, mismatched_column, search_columns
+from audit.diagnosis import ColumnRow, Problem, ProblemKind, Row, StoredRow, diagnose
 from audit.entry import GENESIS_HASH
 from audit.merkle import MerkleTree, verify_consistency
 
-__all__ = ["Problem", "ProblemKind", "StoredRow", "VerifyResult", "verify_log"]
+__all__ = ["ColumnRow", "Problem", "ProblemKind", "StoredRow", "VerifyResult", "verify_log"]
 
 _leaf_hash_of = itemgetter(3)
+_PARTIES = SEARCH_COLUMNS.index("parties")
 
 
 @dataclass(frozen=True, slots=True)
 class VerifyResult:
-    """The outcome: how many entries verified, their Merkle root, and the first problem."""
+    """The outcome: how many entries verified, their Merkle root, and the first problem.
+
+    `unrecorded` counts the entries whose columns were checked but whose record predates
+    `parties` and `convenant_id`: those two columns of theirs have nothing to be checked against.
+    """
 
     entries: int
     root: bytes
     checkpoints: int
     problem: Problem | None
+    unrecorded: int = 0
 
     @property
     def ok(self) -> bool:
@@ -41,7 +53,7 @@ class VerifyResult:
         return self.problem is None
 
 
-def _scan(rows: list[StoredRow], expected: int, prev: bytes) -> int:
+def _scan(rows: list[Row], expected: int, prev: bytes) -> int:
     """Return how many leading rows verify, starting at entry `expected` after chain hash `prev`.
 
     This is the hot loop: two SHA-256 calls and a few byte searches per row, no JSON parsing.
@@ -50,7 +62,8 @@ def _scan(rows: list[StoredRow], expected: int, prev: bytes) -> int:
     hexlify = binascii.hexlify
     prev_hex = hexlify(prev)
     start = expected
-    for index, canonical, chain_hash, leaf_hash in rows:
+    for row in rows:
+        index, canonical, chain_hash, leaf_hash = row[0], row[1], row[2], row[3]
         if (index != expected
                 or sha256(b"\x00" + canonical).digest() != leaf_hash
                 or sha256(prev + canonical).digest() != chain_hash):
@@ -69,6 +82,40 @@ def _scan(rows: list[StoredRow], expected: int, prev: bytes) -> int:
         prev_hex = hexlify(prev)
         expected += 1
     return expected - start
+
+
+def _check_columns(rows: Sequence[ColumnRow]) -> tuple[int, Problem | None]:
+    """Compare each row's stored search columns with those derived from its canonical bytes.
+
+    Return how many rows have an `unrecorded` record, and the first row whose columns disagree.
+    A second pass over rows the chain scan verified: one JSON parse per row.
+    """
+    loads = json.loads
+    unrecorded = 0
+    for index, canonical, _, _, stored in rows:
+        try:
+            derived = search_columns(loads(canonical))
+        except (ValueError, KeyError, TypeError, RecursionError):
+            return unrecorded, Problem(ProblemKind.EDITED, index,
+                                       f"entry {index} is chained but is no audit entry: "
+                                       "its columns cannot be derived from it")
+        if derived != stored:
+            column = mismatched_column(derived, stored)
+            if column is not None:
+                return unrecorded, Problem(
+                    ProblemKind.EDITED, index,
+                    f"the {column} column of entry {index} does not say what its canonical bytes say",
+                    column)
+        if derived[_PARTIES] is UNRECORDED:
+            unrecorded += 1
+    return unrecorded, None
+
+
+def _first(*problems: Problem | None) -> Problem | None:
+    """Return the problem with the lowest index, the earliest given of those at that index."""
+    found = [problem for problem in problems if problem is not None]
+    return min(found, key=lambda problem: -1 if problem.index is None else problem.index,
+               default=None)
 
 
 def _open_checkpoints(
@@ -118,7 +165,7 @@ def _check_checkpoints(
 
 
 def verify_log(
-    entries: Iterable[StoredRow],
+    entries: Iterable[StoredRow] | Iterable[ColumnRow],
     checkpoints: Iterable[str],
     vkey: str | VerifierKey | Iterable[str | VerifierKey],
     progress: Callable[[int], None] | None = None,
@@ -128,6 +175,8 @@ def verify_log(
 ) -> VerifyResult:
     """Verify stored rows (index, canonical, chain_hash, leaf_hash), in index order, from index 0.
 
+    A row may carry a fifth element, its stored search columns in `SEARCH_COLUMNS` order; they
+    must be what `audit.columns.search_columns` derives from its canonical bytes.
     `checkpoints` are signed checkpoint notes and `vkey` the verifier key(s) they must carry a
     signature of (and, if given, `origin` the log they must name). `progress(n)` is called after
     every `progress_every` rows with the number of rows verified so far. Rows must hold `bytes`.
@@ -139,11 +188,18 @@ def verify_log(
     if problem is not None:
         return VerifyResult(0, MerkleTree().root(), 0, problem)
     tree = MerkleTree()
-    rows: Iterator[StoredRow] = iter(entries)
+    rows: Iterator[Row] = iter(entries)
     expected, prev, before_prev = 0, GENESIS_HASH, None
     chain_problem: Problem | None = None
+    column_problem: Problem | None = None
+    unrecorded = 0
     while chunk := list(islice(rows, progress_every)):
         good = _scan(chunk, expected, prev)
+        if good and column_problem is None and len(chunk[0]) > 4:
+            # The chain goes on being checked past a bad column: an entry that was inserted,
+            # not edited, shows as a broken link right after it.
+            count, column_problem = _check_columns(cast(list[ColumnRow], chunk[:good]))
+            unrecorded += count
         if good:
             tree.extend(map(_leaf_hash_of, chunk[:good]))
             before_prev = chunk[good - 2][2] if good > 1 else prev
@@ -161,4 +217,5 @@ def verify_log(
         problem = Problem(ProblemKind.TRUNCATED, tree.size,
                           f"the log has {tree.size} entries but a checkpoint signed "
                           f"{opened[-1].size}")
-    return VerifyResult(tree.size, tree.root(), matched, problem)
+    return VerifyResult(tree.size, tree.root(), matched, _first(problem, column_problem),
+                        unrecorded)

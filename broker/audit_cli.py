@@ -23,7 +23,7 @@ def audit_group() -> None:
 @audit_group.command("verify")
 @with_appcontext
 def verify_command() -> None:
-    """Recompute the chain and Merkle root and check them against every signed checkpoint."""
+    """Recompute the chain, the Merkle root and every search column; check them against every signed checkpoint."""
     session = db.session
     total = log_size(session)
     vkey = auditing.checkpoint_signer().verifier_key
@@ -42,6 +42,9 @@ def verify_command() -> None:
         click.echo(f"FOUT bij entry {problem.index}: {problem.kind} — {problem.detail}", err=True)
         sys.exit(1)
     click.echo(f"OK: {result.entries} entries, root {result.root.hex()}, {result.checkpoints} checkpoints kloppen.")
+    if result.unrecorded:
+        click.echo(f"{result.unrecorded} entries zijn verzegeld voordat de entry zelf partijen en convenant noemde: "
+                   "hun kolommen parties en convenant_id zijn niet te controleren.")
 
 
 @audit_group.command("verify-receipt")

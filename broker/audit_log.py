@@ -6,16 +6,20 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Callable, Iterable, Sequence
+import json
+import re
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import func, or_, select, text
+from sqlalchemy import func, or_, select, text, type_coerce
 from sqlalchemy.orm import Session
+from sqlalchemy.types import NullType
 
 from audit.checkpoint import format_checkpoint, sign_note, verifier_key
-from audit.entry import GENESIS_HASH, AuditEntry, SealedEntry, seal_entries
+from audit.columns import SEARCH_COLUMNS, search_columns
+from audit.entry import GENESIS_HASH, AuditEntry, SealedEntry, format_time, seal_entries
 from audit.merkle import EMPTY_ROOT, compute_root, plan_consistency, plan_inclusion, prove_consistency
 from audit.proof import verify_consistency
 from audit.receipt import make_receipt
@@ -27,15 +31,6 @@ ADVISORY_LOCK = 0x6175646974  # "audit": one appender at a time across workers a
 
 class AuditIntegrityError(Exception):
     """The stored log contradicts an earlier signed checkpoint; nothing more is signed."""
-
-
-@dataclass(frozen=True)
-class Pending:
-    """An entry waiting to be appended, with the search columns that accompany it."""
-
-    entry: AuditEntry
-    parties: tuple[str, ...]
-    convenant_id: str | None
 
 
 class DbNodes:
@@ -104,63 +99,34 @@ def _head(session: Session) -> tuple[int, bytes]:
     return (0, GENESIS_HASH) if row is None else (row.idx + 1, row.chain_hash)
 
 
-def append_entries(session: Session, pending: Sequence[Pending]) -> list[SealedEntry]:
-    """Append entries at the end of the log, in the caller's transaction."""
-    if not pending:
+def append_entries(session: Session, entries: Sequence[AuditEntry]) -> list[SealedEntry]:
+    """Append entries at the end of the log, in the caller's transaction.
+
+    Every search column is derived from the canonical bytes being stored, by the function
+    `broker audit verify` checks them with.
+    """
+    if not entries:
         return []
     lock_log(session)
     start, prev = _head(session)
-    sealed = seal_entries([p.entry for p in pending], start, prev)
+    sealed = seal_entries(entries, start, prev)
     # Straight to the driver's executemany: for a 100,000-subject list, SQLAlchemy's per-value
     # type processing would cost more than the hashing. Only the timestamp needs the dialect's
     # own conversion.
     to_time = _bind(session, AuditEntryRow.__table__.c.start_time)
+    loads, from_iso = json.loads, dt.datetime.fromisoformat
     rows = []
-    prev_hash = prev
-    for item, seal in zip(pending, sealed, strict=True):
-        entry = item.entry
-        rows.append(
-            (
-                seal.index,
-                entry.trace_id,
-                entry.name,
-                entry.processing_activity_id,
-                entry.data_subject_id,
-                entry.actor.type,
-                entry.actor.id,
-                entry.actor.party,
-                "," + ",".join(item.parties) + ",",
-                item.convenant_id,
-                to_time(dt.datetime.fromisoformat(entry.start_time)),
-                seal.canonical,
-                prev_hash,
-                seal.leaf_hash,
-                seal.chain_hash,
-            )
-        )
-        prev_hash = seal.chain_hash
+    for seal in sealed:
+        values = list(search_columns(loads(seal.canonical)))
+        values[_START] = to_time(from_iso(values[_START]))
+        rows.append((seal.index, *values, seal.canonical, seal.leaf_hash, seal.chain_hash))
     _executemany(session, AuditEntryRow.__table__, ENTRY_COLUMNS, rows)
     _store_nodes(session, start, [s.leaf_hash for s in sealed])
     return sealed
 
 
-ENTRY_COLUMNS = (
-    "idx",
-    "trace_id",
-    "name",
-    "processing_activity_id",
-    "data_subject_id",
-    "actor_type",
-    "actor_id",
-    "actor_party",
-    "parties",
-    "convenant_id",
-    "start_time",
-    "canonical",
-    "prev_hash",
-    "leaf_hash",
-    "chain_hash",
-)
+ENTRY_COLUMNS = ("idx", *SEARCH_COLUMNS, "canonical", "leaf_hash", "chain_hash")
+_START, _PREV = SEARCH_COLUMNS.index("start_time"), SEARCH_COLUMNS.index("prev_hash")
 
 
 def _bind(session: Session, column: Any) -> Any:
@@ -268,17 +234,55 @@ def receipt_for(session: Session, sealed: SealedEntry, checkpoint: AuditCheckpoi
     return make_receipt(sealed.index, sealed.leaf_hash, checkpoint.note, proof, checkpoint.tree_size)
 
 
+# The text SQLAlchemy writes for a DateTime on SQLite; PostgreSQL hands back a datetime.
+_SQLITE_TIME = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6}")
+
+
+def _stored_time(value: Any) -> Any:
+    """Return a stored start_time in the entries' notation, or as it is if the broker never
+    writes it so (then it matches no entry)."""
+    if isinstance(value, dt.datetime):
+        return format_time(value) if value.tzinfo is not None else value
+    if isinstance(value, str) and _SQLITE_TIME.fullmatch(value):
+        return f"{value[:10]}T{value[11:]}Z"
+    return value
+
+
+def _stored_columns(values: Sequence[Any]) -> tuple[Any, ...]:
+    """Return stored search column values as search_columns derives them from an entry."""
+    columns = list(values)
+    columns[_START] = _stored_time(columns[_START])
+    if isinstance(columns[_PREV], bytes | bytearray | memoryview):
+        columns[_PREV] = bytes(columns[_PREV])
+    return tuple(columns)
+
+
+def stored_rows(session: Session, yield_per: int = 50_000) -> Iterator[tuple[Any, ...]]:
+    """Stream every stored row in index order as verify_log reads it, search columns and all.
+
+    The columns come as the driver returns them, without SQLAlchemy's conversions, so that a
+    value the broker would never write cannot be read as one it would.
+    """
+    table = AuditEntryRow.__table__
+    columns = [type_coerce(table.c[name], NullType()) for name in SEARCH_COLUMNS]
+    rows = session.execute(
+        select(table.c.idx, table.c.canonical, table.c.chain_hash, table.c.leaf_hash, *columns)
+        .order_by(table.c.idx)
+        .execution_options(yield_per=yield_per)
+    )
+    # The caller may stop reading at the first problem; the server-side cursor is closed anyway.
+    with rows:
+        for r in rows:
+            yield r[0], bytes(r[1]), bytes(r[2]), bytes(r[3]), _stored_columns(r[4:])
+
+
 def verify_stored_log(
     session: Session, vkey: str, progress: Callable[[int], None] | None = None, progress_every: int = 65_536
 ) -> VerifyResult:
-    """Verify the stored log against every stored checkpoint, streaming the rows in index order."""
+    """Verify the stored log and every stored column against every stored checkpoint, streaming."""
     notes = list(session.scalars(select(AuditCheckpoint.note).order_by(AuditCheckpoint.tree_size)))
-    rows = session.execute(
-        select(AuditEntryRow.idx, AuditEntryRow.canonical, AuditEntryRow.chain_hash, AuditEntryRow.leaf_hash)
-        .order_by(AuditEntryRow.idx)
-        .execution_options(yield_per=50_000)
-    )
-    # verify_log stops reading at the first problem; the server-side cursor is closed anyway.
-    with rows:
-        stream = ((r[0], bytes(r[1]), bytes(r[2]), bytes(r[3])) for r in rows)
+    stream = stored_rows(session)
+    try:
         return verify_log(stream, notes, vkey, progress, progress_every=progress_every)
+    finally:
+        stream.close()

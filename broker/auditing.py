@@ -28,7 +28,7 @@ from audit.entry import (
     new_trace_id,
 )
 from broker import metrics, runtime
-from broker.audit_log import AuditIntegrityError, CheckpointSigner, Pending, append_entries, sign_checkpoint
+from broker.audit_log import AuditIntegrityError, CheckpointSigner, append_entries, sign_checkpoint
 from broker.errors import RETRY_AFTER, BrokerError, ServiceUnavailable
 from broker.models import AuditCheckpoint
 from schemas.register import BROKER_SCOPE, Register
@@ -52,7 +52,7 @@ class Recorder:
     foreign: ForeignOperation | None = None
     trace_id: str = field(default_factory=new_trace_id)
     root_span: str = field(default_factory=new_span_id)
-    pending: list[Pending] = field(default_factory=list)
+    pending: list[AuditEntry] = field(default_factory=list)
 
     def add(
         self,
@@ -70,8 +70,9 @@ class Recorder:
     ) -> None:
         """Add one entry, or one per data subject when `subjects` are given.
 
-        `actor` records a step the broker takes in the same trace under its own name (the step's
-        actor then is no party of the entry unless `parties` names it).
+        The entry names the acting party and `parties` as the parties that took part: each of
+        them may see it. `actor` records a step the broker takes in the same trace under its own
+        name (the step's actor then is no party of the entry unless `parties` names it).
         """
         actor = actor or self.actor
         start, end = format_time(self.started), format_time(runtime.now())
@@ -85,18 +86,17 @@ class Recorder:
             "processing_activity_id": activity,
             "actor": actor,
             "foreign_operation": self.foreign,
+            "parties": involved,
+            "convenant_id": convenant_id,
             "attributes": attributes or {},
         }
         subject_list = list(subjects)
         if not subject_list:
             span, parent = (self.root_span, None) if root else (new_span_id(), self.root_span)
-            entry = AuditEntry(span_id=span, parent_span_id=parent, **common)
-            self.pending.append(Pending(entry, involved, convenant_id))
+            self.pending.append(AuditEntry(span_id=span, parent_span_id=parent, **common))
             return
         template = AuditEntry(span_id=self.root_span, parent_span_id=self.root_span, **common)
-        for subject in subject_list:
-            entry = template.for_subject(new_span_id(), subject, subject_type)
-            self.pending.append(Pending(entry, involved, convenant_id))
+        self.pending.extend(template.for_subject(new_span_id(), subject, subject_type) for subject in subject_list)
 
 
 def refusal_attributes(refusal: BrokerError) -> dict[str, Any]:

@@ -27,7 +27,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from broker.audit_log import Pending
+from audit.entry import AuditEntry
 from broker.errors import Unauthorized
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -61,19 +61,19 @@ SUBMISSION_OUTCOMES = {"submission.accepted": "accepted", "submission.rejected":
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
-def committed(pending: Sequence[Pending]) -> None:
+def committed(entries: Sequence[AuditEntry]) -> None:
     """Count a committed step: its audit entries by name, and the submission it accepted or refused."""
-    names = collections.Counter(p.entry.name for p in pending)
+    names = collections.Counter(entry.name for entry in entries)
     for name, count in names.items():
         AUDIT_APPENDS.labels(name).inc(count)
     if not SUBMISSION_OUTCOMES.keys() & names.keys():
         return
-    for p in pending:
-        outcome = SUBMISSION_OUTCOMES.get(p.entry.name)
+    for entry in entries:
+        outcome = SUBMISSION_OUTCOMES.get(entry.name)
         if outcome is None:
             continue
-        attributes = p.entry.attributes
-        convenant, kind = p.convenant_id or "", str(attributes.get("kind") or "unknown")
+        attributes = entry.attributes
+        convenant, kind = entry.convenant_id or "", str(attributes.get("kind") or "unknown")
         SUBMISSIONS.labels(convenant, kind, outcome).inc()
         if outcome == "accepted":
             SUBMITTED_RECORDS.labels(convenant, kind).inc(int(attributes.get("records") or 0))

@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from audit.checkpoint import format_checkpoint, sign_note, verifier_key
+from audit.columns import SEARCH_COLUMNS, UNRECORDED, search_columns
 from audit.entry import (
     GENESIS_HASH,
     Actor,
@@ -32,7 +33,7 @@ from audit.entry import (
 from audit.jcs import CanonicalizationError, encode_canonical
 from audit.merkle import MerkleTree
 from audit.receipt import ReceiptError, make_receipt, verify_receipt
-from audit.verify import ProblemKind, StoredRow, verify_log
+from audit.verify import ColumnRow, ProblemKind, StoredRow, verify_log
 
 ORIGIN = "broker.example.nl/audit"
 KEY = Ed25519PrivateKey.generate()
@@ -54,6 +55,8 @@ def make_entry(n: int, **overrides: Any) -> AuditEntry:
         "actor": Actor(type="client", id=f"client-{n % 3}", party="swv-de-liemers"),
         "data_subject_id": f"ps:{n:08x}",
         "data_subject_id_type": "pseudonym",
+        "parties": ("swv-de-liemers", "rbl-midden-gelre"),
+        "convenant_id": "thuiszitters",
         "attributes": {"records": n % 5, "kind": "case"},
     }
     fields.update(overrides)
@@ -139,16 +142,20 @@ def test_fast_path_equals_rfc8785(value: Any) -> None:
     assert encode_canonical(value) == rfc8785.dumps(value)
 
 
+PARTY_IDS = st.lists(st.text(min_size=1).filter(lambda p: "," not in p), unique=True, max_size=3)
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.text(min_size=1), st.text(min_size=1),
-       st.dictionaries(st.text(), JSON_VALUES, max_size=3), st.booleans())
+       st.dictionaries(st.text(), JSON_VALUES, max_size=3), st.booleans(), PARTY_IDS,
+       st.none() | st.text(min_size=1))
 def test_sealed_entries_are_rfc8785(name: str, party: str, attributes: dict[str, Any],
-                                    foreign: bool) -> None:
+                                    foreign: bool, parties: list[str], convenant: str | None) -> None:
     """The template seal_entries uses writes exactly rfc8785.dumps of the entry's record."""
     entry = make_entry(3, name=name, attributes=attributes, actor=Actor(type="user", id=party),
                        foreign_operation=ForeignOperation(trace_id=new_trace_id(),
                                                           span_id=new_span_id(), party=party)
-                       if foreign else None)
+                       if foreign else None, parties=tuple(parties), convenant_id=convenant)
     prev = hashlib.sha256(name.encode("utf-8", "replace")).digest()
     sealed = seal_entries([entry], 7, prev)[0]
     assert sealed.canonical == rfc8785.dumps(entry.to_record(7, prev))
@@ -168,10 +175,12 @@ def test_sealed_entries_are_rfc8785(name: str, party: str, attributes: dict[str,
         {"end_time": "2026-03-01T11:00:00.000000Z"}, {"status": "OK"}, {"name": ""},
         {"processing_activity_id": ""}, {"data_subject_id_type": None},
         {"actor": {"type": "client", "id": "x"}}, {"attributes": [1]},
+        {"parties": ("rbl,swv",)}, {"parties": ("",)}, {"parties": ("rbl", "rbl")},
+        {"parties": ["rbl"]}, {"parties": (None,)}, {"convenant_id": ""},
     ],
 )
 def test_invalid_entries_are_refused(overrides: dict[str, Any]) -> None:
-    """Ids, times, status, subject pairing, actor and attributes are validated."""
+    """Ids, times, status, subject pairing, actor, parties, convenant and attributes are validated."""
     with pytest.raises(ValueError):
         make_entry(1, **overrides)
 
@@ -329,6 +338,129 @@ def test_tampering_is_found_at_the_first_bad_index(case: str, chunk: int) -> Non
     assert result.problem is not None, case
     assert (result.problem.kind, result.problem.index) == (kind, index), result.problem.detail
     assert not result.ok
+
+
+# -- search columns ------------------------------------------------------------------------------
+
+
+def with_columns(rows: list[StoredRow]) -> list[ColumnRow]:
+    """Return the rows with the search columns a database keeps beside them, as appended."""
+    return [(*row, search_columns(json.loads(row[1]))) for row in rows]
+
+
+COLUMN_LOG = with_columns(LOG)
+
+
+def other_value(value: Any) -> Any:
+    """Return a different value of the same kind (None becomes a string)."""
+    if isinstance(value, bytes):
+        return flip(value)
+    return "x" if value is None else value + "x"
+
+
+def set_stored(rows: list[ColumnRow], at: int, column: str, value: Any) -> list[ColumnRow]:
+    """Overwrite one search column of one row, leaving its bytes and hashes."""
+    rows = list(rows)
+    stored = list(rows[at][4])
+    stored[SEARCH_COLUMNS.index(column)] = value
+    rows[at] = (*rows[at][:4], tuple(stored))
+    return rows
+
+
+def test_search_columns_copy_the_record() -> None:
+    """Each search column is the entry's own field: who acted, who took part, what and when."""
+    entry = make_entry(5, actor=Actor(type="client", id="c-1", party="rbl-midden-gelre"),
+                       parties=("rbl-midden-gelre", "swv-de-liemers"), convenant_id="thuiszitters")
+    prev = b"\x05" * 32
+    sealed = seal_entries([entry], 9, prev)[0]
+    assert dict(zip(SEARCH_COLUMNS, search_columns(decode_record(sealed.canonical)), strict=True)) == {
+        "trace_id": entry.trace_id, "name": "submission.receive",
+        "processing_activity_id": "https://register.example.nl/verwerkingen/thuiszitters",
+        "data_subject_id": "ps:00000005", "actor_type": "client", "actor_id": "c-1",
+        "actor_party": "rbl-midden-gelre", "parties": ",rbl-midden-gelre,swv-de-liemers,",
+        "convenant_id": "thuiszitters", "start_time": "2026-03-01T12:00:05.000000Z", "prev_hash": prev,
+    }
+    bare = make_entry(5, actor=Actor(type="system", id="scheduler"), parties=(), convenant_id=None,
+                      data_subject_id=None, data_subject_id_type=None)
+    columns = search_columns(decode_record(seal_entries([bare], 9, prev)[0].canonical))
+    assert columns[3:9] == (None, "system", "scheduler", None, ",,", None)
+
+
+def test_clean_log_verifies_with_its_columns() -> None:
+    """A log whose columns are what its entries say verifies, every column of every entry checked."""
+    result = verify_log(iter(COLUMN_LOG), NOTES, VKEY)
+    assert result.ok and (result.entries, result.checkpoints, result.unrecorded) == (40, 3, 0)
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 65_536])
+@pytest.mark.parametrize("column", SEARCH_COLUMNS)
+def test_a_rewritten_column_is_an_edited_entry(column: str, chunk: int) -> None:
+    """A stored column that differs from its entry's bytes is reported as edited, naming it."""
+    value = COLUMN_LOG[17][4][SEARCH_COLUMNS.index(column)]
+    rows = set_stored(COLUMN_LOG, 17, column, other_value(value))
+    result = verify_log(iter(rows), NOTES, VKEY, progress_every=chunk)
+    assert result.problem is not None
+    assert (result.problem.kind, result.problem.index, result.problem.column) == (ProblemKind.EDITED, 17, column)
+    assert f"the {column} column of entry 17" in result.problem.detail
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 65_536])
+def test_the_lower_index_is_named_between_a_column_and_the_chain(chunk: int) -> None:
+    """A rewritten column before a broken chain is named first, and a broken chain before a column."""
+    column_first = set_stored(COLUMN_LOG, 5, "parties", ",swv-passend-wijs,")
+    result = verify_log(iter(column_first[:17] + column_first[18:]), NOTES, VKEY, progress_every=chunk)
+    assert result.problem is not None
+    assert (result.problem.kind, result.problem.index, result.problem.column) == (ProblemKind.EDITED, 5, "parties")
+    chain_first = set_stored(COLUMN_LOG, 30, "parties", ",swv-passend-wijs,")
+    result = verify_log(iter(chain_first[:17] + chain_first[18:]), NOTES, VKEY, progress_every=chunk)
+    assert result.problem is not None
+    assert (result.problem.kind, result.problem.index, result.problem.column) == (ProblemKind.DELETED, 17, None)
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 65_536])
+def test_an_inserted_entry_is_not_called_edited_for_its_columns(chunk: int) -> None:
+    """A forged entry slipped in with another row's columns is still an insertion."""
+    forged = (*forge(make_entry(99), 17, LOG[16][2]), COLUMN_LOG[17][4])
+    rows = [(n, *row[1:]) for n, row in enumerate([*COLUMN_LOG[:17], forged, *COLUMN_LOG[17:]])]
+    result = verify_log(iter(rows), NOTES, VKEY, progress_every=chunk)
+    assert result.problem is not None
+    assert (result.problem.kind, result.problem.index) == (ProblemKind.INSERTED, 17)
+
+
+def test_a_chained_row_that_is_no_entry_is_edited() -> None:
+    """A row past the last checkpoint that links but holds no audit entry is reported as edited."""
+    canonical = b'{"a":1,"index":40,"prev_hash":"' + LOG[39][2].hex().encode() + b'"}'
+    row = (40, canonical, chain_next(LOG[39][2], canonical), hash_leaf(canonical), COLUMN_LOG[39][4])
+    assert verify_log(iter(LOG + [row[:4]]), NOTES, VKEY).ok  # the chain alone cannot tell
+    result = verify_log(iter([*COLUMN_LOG, row]), NOTES, VKEY)
+    assert result.problem is not None
+    assert (result.problem.kind, result.problem.index, result.problem.column) == (ProblemKind.EDITED, 40, None)
+
+
+def legacy_log(size: int) -> list[ColumnRow]:
+    """A log sealed before entries held parties and convenant_id, with such columns beside it."""
+    rows: list[ColumnRow] = []
+    prev = GENESIS_HASH
+    for n in range(size):
+        record = make_entry(n).to_record(n, prev)
+        del record["parties"], record["convenant_id"]
+        canonical = canonicalize_entry(record)
+        stored = (*search_columns(record)[:7], ",swv-de-liemers,", None, *search_columns(record)[9:])
+        rows.append((n, canonical, chain_next(prev, canonical), hash_leaf(canonical), stored))
+        prev = rows[-1][2]
+    return rows
+
+
+def test_older_entries_verify_and_are_counted() -> None:
+    """Entries without parties still verify; their parties and convenant_id columns are counted unchecked."""
+    rows = legacy_log(40)
+    assert search_columns(json.loads(rows[0][1]))[7:9] == (UNRECORDED, UNRECORDED)
+    notes = sign_checkpoints([row[:4] for row in rows], [40])
+    result = verify_log(iter(set_stored(rows, 3, "parties", ",swv-passend-wijs,")), notes, VKEY)
+    assert result.ok and result.unrecorded == 40
+    result = verify_log(iter(set_stored(rows, 3, "name", "vervalst")), notes, VKEY)
+    assert result.problem is not None
+    assert (result.problem.kind, result.problem.index, result.problem.column) == (ProblemKind.EDITED, 3, "name")
 
 
 @pytest.mark.parametrize("case", ["tampered", "other key", "garbage", "other log"])

@@ -16,6 +16,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
 from audit.checkpoint import open_note, parse_verifier_key
+from audit.entry import format_time
 from audit.merkle import MerkleTree, list_range_nodes
 from audit.proof import hash_leaf, verify_consistency, verify_inclusion
 from audit.receipt import ReceiptError, verify_receipt
@@ -23,7 +24,7 @@ from audit.receipt import ReceiptError, verify_receipt
 LOGBOEK_FIELDS = {
     "trace_id", "span_id", "parent_span_id", "name", "start_time", "end_time", "status",
     "processing_activity_id", "data_subject_id", "data_subject_id_type", "foreign_operation",
-    "actor", "attributes", "index", "prev_hash",
+    "actor", "parties", "convenant_id", "attributes", "index", "prev_hash",
 }
 SUBJECT_TYPE = "convenant-pseudoniem"
 DELIVERIES = "/api/v1/deliveries"
@@ -118,7 +119,11 @@ def test_submission_logs_one_entry_per_subject_under_one_trace(
                    and e["attributes"]["delivery_id"] == delivery["delivery_id"]]
         assert len(created) == delivery["records"]
         assert {e["attributes"]["recipient"] for e in created} == {delivery["recipient"]}
+        # The entry itself says who took part, so the column that decides who sees it is checkable.
+        assert {tuple(e["parties"]) for e in created} == {(rbl.party_id, delivery["recipient"])}
         assert {e["data_subject_id"] for e in created} <= set(stored)
+    assert {e["convenant_id"] for e in entries} == {CONVENANT}
+    assert all(e["parties"] == [rbl.party_id] for e in entries if e["name"] != "delivery.created")
     bsns = [make_bsn(k) for k in range(n)]
     assert not set(bsns) & set(stored)
     assert_no_bsn(audit_db, bsns)
@@ -135,9 +140,12 @@ def test_search_columns_copy_the_canonical_entry(rbl: Party, liemers: Party, aud
             entry["trace_id"], entry["name"], entry["processing_activity_id"], entry["data_subject_id"])
         assert (row["actor_type"], row["actor_id"], row["actor_party"]) == (
             entry["actor"]["type"], entry["actor"]["id"], entry["actor"]["party"])
+        assert (row["parties"], row["convenant_id"]) == ("," + ",".join(entry["parties"]) + ",", entry["convenant_id"])
+        assert format_time(row["start_time"]) == entry["start_time"]
+        assert row["prev_hash"].hex() == entry["prev_hash"]
         assert row["leaf_hash"] == hash_leaf(row["canonical"])
         if entry["actor"]["party"]:
-            assert f",{entry['actor']['party']}," in row["parties"]
+            assert entry["parties"][0] == entry["actor"]["party"]
 
 
 def test_delivery_fetch_and_ack_are_logged(rbl: Party, liemers: Party, audit_db: AuditDb, client: Any) -> None:

@@ -7,6 +7,7 @@ The same tests run on SQLite and PostgreSQL (BROKER_DATABASE_URL); what only one
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import os
@@ -17,13 +18,16 @@ from typing import Any
 
 import pytest
 from conftest import AUDIT_GUARDED, AuditDb, Party, make_record
-from sqlalchemy import insert, text
+from sqlalchemy import insert, text, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
+from audit.checkpoint import format_checkpoint, sign_note
+from audit.columns import SEARCH_COLUMNS
 from audit.jcs import encode_canonical
+from audit.merkle import MerkleTree
 from broker.db import make_engine
-from broker.models import AuditEntryRow
+from broker.models import AuditCheckpoint, AuditEntryRow
 
 Row = dict[str, Any]
 SUBMISSIONS = 3
@@ -249,6 +253,13 @@ def _truncate_all(rows: list[Row], db: AuditDb) -> tuple[list[Row], str, int]:
     return [], "truncated", 0
 
 
+def _edit_parties_column(rows: list[Row], db: AuditDb) -> tuple[list[Row], str, int]:
+    """Party B added to the parties of an entry about party A's pupil: B would be shown it."""
+    m = middle(db)
+    rows[m] = {**rows[m], "parties": rows[m]["parties"] + "swv-passend-wijs,"}
+    return rows, "edited", m
+
+
 def _truncate_and_regrow(rows: list[Row], db: AuditDb) -> tuple[list[Row], str, int]:
     """The tail replaced by as many forged, correctly chained entries: the tree differs."""
     keep = checkpoint_sizes(db)[-2] + 2
@@ -265,6 +276,7 @@ TAMPERING: dict[str, Tamper] = {
     "edited: last entry re-hashed": _edit_last_resealed,
     "edited: leaf_hash column": _edit_leaf_column,
     "edited: chain_hash column": _edit_chain_column,
+    "edited: parties column": _edit_parties_column,
     "deleted: middle, idx gap": _delete_middle,
     "deleted: middle, renumbered": _delete_middle_renumbered,
     "deleted: three in the middle": _delete_range,
@@ -308,13 +320,119 @@ def test_tampering_is_detected_at_the_first_bad_index(case: str, log: AuditDb, a
 
 
 @postgres_only
-@pytest.mark.parametrize("case", ["deleted: middle, idx gap", "edited: a field changed", "truncated: last three"])
+@pytest.mark.parametrize("case", ["deleted: middle, idx gap", "edited: a field changed", "truncated: last three",
+                                  "edited: parties column"])
 def test_tampering_with_triggers_disabled_is_detected(case: str, log: AuditDb, audit_verify: Any) -> None:
     """A superuser's ALTER TABLE ... DISABLE TRIGGER ALL gets past the guards, not past verify."""
     rows, kind, index = TAMPERING[case](log.rows(), log)
     log.rewrite(rows, method="disable")
     outcome = audit_verify()
     assert (outcome.exit_code, outcome.kind, outcome.index) == (1, kind, index), outcome.output
+
+
+def _other(rows: list[Row], column: str, row: Row) -> Any:
+    """Another value of `column` that the log holds."""
+    return next(r[column] for r in rows if r[column] not in (None, row[column]))
+
+
+# One rewrite per search column, each a value such a column could hold: a column added to
+# SEARCH_COLUMNS fails the test below until it has one.
+COLUMN_REWRITES: dict[str, Callable[[Row, list[Row]], Any]] = {
+    "trace_id": lambda row, rows: _other(rows, "trace_id", row),
+    "name": lambda row, rows: _other(rows, "name", row),
+    "processing_activity_id": lambda row, rows: _other(rows, "processing_activity_id", row),
+    "data_subject_id": lambda row, rows: _other(rows, "data_subject_id", row),
+    "actor_type": lambda row, rows: "system",
+    "actor_id": lambda row, rows: _other(rows, "actor_id", row),
+    "actor_party": lambda row, rows: "swv-passend-wijs",
+    "parties": lambda row, rows: row["parties"] + "swv-passend-wijs,",
+    "convenant_id": lambda row, rows: "een-ander-convenant",
+    "start_time": lambda row, rows: row["start_time"] + dt.timedelta(microseconds=1),
+    "prev_hash": lambda row, rows: flip_byte(row["prev_hash"], 0),
+}
+
+
+@pytest.mark.parametrize("column", SEARCH_COLUMNS)
+def test_rewritten_search_column_is_detected(column: str, log: AuditDb, audit_verify: Any) -> None:
+    """A search column rewritten alone past the guards is found as edited at its entry, naming the column."""
+    rows = log.rows()
+    m = middle(log)
+    value = COLUMN_REWRITES[column](rows[m], rows)
+    assert value != rows[m][column]
+    table = AuditEntryRow.__table__
+    with log.bypass() as conn:
+        conn.execute(update(table).where(table.c.idx == m).values({column: value}))
+    assert log.rows()[m][column] == value and log.rows()[m]["canonical"] == rows[m]["canonical"]
+    outcome = audit_verify()
+    assert (outcome.exit_code, outcome.kind, outcome.index) == (1, "edited", m), outcome.output
+    assert f"the {column} column of entry {m} " in outcome.output
+
+
+def test_column_rewritten_in_the_last_entry_is_detected(log: AuditDb, audit_verify: Any) -> None:
+    """The last entry's columns are checked too, not only those followed by another entry."""
+    last = log.size() - 1
+    table = AuditEntryRow.__table__
+    with log.bypass() as conn:
+        conn.execute(update(table).where(table.c.idx == last).values(parties=",swv-passend-wijs,"))
+    outcome = audit_verify()
+    assert (outcome.exit_code, outcome.kind, outcome.index) == (1, "edited", last), outcome.output
+    assert "the parties column" in outcome.output
+
+
+def test_first_rewritten_column_is_named(log: AuditDb, audit_verify: Any) -> None:
+    """With columns of two entries rewritten, verify names the lower index."""
+    m = middle(log)
+    table = AuditEntryRow.__table__
+    with log.bypass() as conn:
+        conn.execute(update(table).where(table.c.idx == m + 2).values(name="vervalst"))
+        conn.execute(update(table).where(table.c.idx == m).values(convenant_id="ander"))
+    outcome = audit_verify()
+    assert (outcome.exit_code, outcome.kind, outcome.index) == (1, "edited", m), outcome.output
+    assert "the convenant_id column" in outcome.output
+
+
+@pytest.fixture
+def legacy_log(app: Any, log: AuditDb) -> AuditDb:
+    """The log as a broker sealed it before entries named their parties and convenant: the same
+    entries without those two fields, resealed, under one checkpoint signed by the broker's key."""
+    from broker import auditing
+
+    rows = []
+    for row in log.rows():
+        record = json.loads(row["canonical"])
+        del record["parties"], record["convenant_id"]
+        rows.append({**row, "canonical": encode_canonical(record)})
+    rows = reseal_from(rows, 0)
+    with app.app_context():
+        signer = auditing.checkpoint_signer()
+        root = MerkleTree(row["leaf_hash"] for row in rows).root()
+        note = sign_note(format_checkpoint(signer.origin, len(rows), root), signer.origin, signer.private_key)
+    log.rewrite(rows)
+    checkpoints = AuditCheckpoint.__table__
+    with log.bypass() as conn:
+        conn.execute(checkpoints.delete())
+        conn.execute(insert(checkpoints), [{"tree_size": len(rows), "root_hash": root, "note": note,
+                                            "signed_at": dt.datetime.now(dt.UTC)}])
+    return log
+
+
+def test_entries_sealed_before_parties_were_recorded_still_verify(legacy_log: AuditDb, audit_verify: Any) -> None:
+    """An older log without parties in its entries verifies, and says which columns it could not check."""
+    outcome = audit_verify()
+    assert outcome.exit_code == 0, outcome.output
+    assert f"OK: {legacy_log.size()} entries" in outcome.output
+    assert f"{legacy_log.size()} entries zijn verzegeld voordat de entry zelf partijen" in outcome.output
+
+
+def test_older_entries_keep_every_other_column_checked(legacy_log: AuditDb, audit_verify: Any) -> None:
+    """In an older entry a rewritten name column is still found (its parties cannot be)."""
+    m = legacy_log.size() // 2
+    table = AuditEntryRow.__table__
+    with legacy_log.bypass() as conn:
+        conn.execute(update(table).where(table.c.idx == m).values(name="vervalst"))
+    outcome = audit_verify()
+    assert (outcome.exit_code, outcome.kind, outcome.index) == (1, "edited", m), outcome.output
+    assert "the name column" in outcome.output
 
 
 def test_forged_row_that_links_passes_the_trigger_but_not_verify(log: AuditDb, audit_verify: Any) -> None:

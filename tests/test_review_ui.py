@@ -456,6 +456,29 @@ def test_verification_names_the_first_bad_entry_in_red(
     assert attributes["ok"] is False and attributes["problem_index"] == 5 and attributes["problem_kind"] == "edited"
 
 
+def test_verification_names_a_rewritten_parties_column(
+    app: Any, audit_db: Any, exchanged: None, make_officer: Any, officer_client: Any
+) -> None:
+    """De Liemers added to the parties of Passend Wijs' delivery entry turns the banner red, naming entry and column."""
+    from sqlalchemy import update
+
+    http = officer_client(make_officer("bo"))
+    rows = audit_db.rows()
+    victim = next(row for row in rows if row["name"] == "delivery.created" and PASSEND_WIJS in row["parties"])
+    table = AuditEntryRow.__table__
+    with audit_db.bypass() as conn:
+        conn.execute(update(table).where(table.c.idx == victim["idx"]).values(parties=f"{victim['parties']}{LIEMERS},"))
+    token = csrf_from(http.get("/review/").get_data(as_text=True))
+    html = http.post("/review/controle", data={"csrf_token": token}, follow_redirects=True).get_data(as_text=True)
+    assert 'class="integrity integrity-bad"' in html
+    assert re.search(rf"FOUT</strong> bij entry <strong>{victim['idx']}</strong>:\s+entry gewijzigd", html)
+    assert '<code class="column">parties</code>' in html and "(kolom parties)" in html
+    with app.app_context():
+        verified = db.session.scalars(select(AuditEntryRow).where(AuditEntryRow.name == "review.log_verified")).one()
+    attributes = json.loads(verified.canonical)["attributes"]
+    assert (attributes["problem_index"], attributes["problem_column"]) == (victim["idx"], "parties")
+
+
 def test_register_page_lists_every_activity(app: Any, make_officer: Any, officer_client: Any) -> None:
     """The register page shows each activity of the register with its URI as anchor."""
     http = officer_client(make_officer("bo"))

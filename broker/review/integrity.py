@@ -96,8 +96,9 @@ def run_verification(session: Session, username: str) -> dict[str, Any]:
         "checkpoints": result.checkpoints,
         "problem": None if problem is None else {
             "index": problem.index, "kind": str(problem.kind), "detail": problem.detail,
-            "label": PROBLEM_LABELS.get(str(problem.kind), str(problem.kind)),
+            "label": PROBLEM_LABELS.get(str(problem.kind), str(problem.kind)), "column": problem.column,
         },
+        "unrecorded": result.unrecorded,
         "checked_at": runtime.now().isoformat(),
         "checked_by": username,
     }

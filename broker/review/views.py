@@ -321,12 +321,13 @@ def verify() -> Any:
     record_review(
         db.session, viewer, "review.log_verified",
         {"ok": state["ok"], "entries": state["entries"], "problem_index": problem.get("index"),
-         "problem_kind": problem.get("kind")},
+         "problem_kind": problem.get("kind"), "problem_column": problem.get("column")},
     )
     if state["ok"]:
         flash(f"Het logboek is volledig gecontroleerd: {state['entries']} entries kloppen.", "info")
     else:
-        flash(f"Het logboek klopt niet vanaf entry {problem.get('index')}: {problem.get('label')}.", "error")
+        column = f" (kolom {problem['column']})" if problem.get("column") else ""
+        flash(f"Het logboek klopt niet vanaf entry {problem.get('index')}: {problem.get('label')}{column}.", "error")
     return redirect(url_for("review.entries", **_carried_args()))
 
 
