@@ -30,7 +30,7 @@ test: install
 
 lint: install
 	$(BIN)/ruff check .
-	$(BIN)/mypy audit keys schemas
+	$(BIN)/mypy audit keys schemas broker
 
 bench: install
 	$(BIN)/python bench/ingest.py

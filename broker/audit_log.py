@@ -8,7 +8,7 @@ import datetime as dt
 import hashlib
 import json
 import re
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -257,7 +257,7 @@ def _stored_columns(values: Sequence[Any]) -> tuple[Any, ...]:
     return tuple(columns)
 
 
-def stored_rows(session: Session, yield_per: int = 50_000) -> Iterator[tuple[Any, ...]]:
+def stored_rows(session: Session, yield_per: int = 50_000) -> Generator[tuple[Any, ...], None, None]:
     """Stream every stored row in index order as verify_log reads it, search columns and all.
 
     The columns come as the driver returns them, without SQLAlchemy's conversions, so that a

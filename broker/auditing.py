@@ -77,7 +77,7 @@ class Recorder:
         actor = actor or self.actor
         start, end = format_time(self.started), format_time(runtime.now())
         involved = tuple(dict.fromkeys(p for p in (actor.party, *parties) if p))
-        common = {
+        common: dict[str, Any] = {
             "trace_id": self.trace_id,
             "name": name,
             "start_time": start,

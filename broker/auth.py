@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from cryptography.hazmat.primitives.asymmetric import ec
 from flask import current_app, g, request, url_for
 from flask_smorest import Blueprint
 from joserfc import jws, jwt
@@ -156,6 +157,8 @@ def issue_access_token(client: Client, now: dt.datetime) -> dict[str, Any]:
     """Sign an access token for `client`; its lifetime is capped at one hour."""
     lifetime = min(int(current_app.config["ACCESS_TOKEN_LIFETIME"]), 3600)
     key = runtime.keyring().signing_key(TOKEN_PURPOSE, TOKEN_ALGORITHM)
+    private = key.private_key
+    assert isinstance(private, ec.EllipticCurvePrivateKey)  # TOKEN_ALGORITHM is ES256
     claims = {
         "iss": current_app.config["TOKEN_ISSUER"],
         "sub": client.client_id,
@@ -168,7 +171,7 @@ def issue_access_token(client: Client, now: dt.datetime) -> dict[str, Any]:
     token = jwt.encode(
         {"alg": TOKEN_ALGORITHM, "kid": key.kid, "typ": "at+jwt"},
         claims,
-        ECKey.import_key(key.private_key),
+        ECKey.import_key(private),
         algorithms=[TOKEN_ALGORITHM],
     )
     return {"access_token": token, "token_type": "Bearer", "expires_in": lifetime}

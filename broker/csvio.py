@@ -190,7 +190,7 @@ def render_records(records: Iterable[dict[str, Any]], convenant: Convenant) -> I
 def csv_response(chunks: Iterable[str], filename: str, headers: Mapping[str, str] | None = None) -> Response:
     """A CSV download streamed from `chunks` (made by `csv_text`)."""
     return Response(
-        stream_with_context(chunks),
+        stream_with_context(iter(chunks)),
         mimetype="text/csv",
         headers={"Content-Disposition": f'attachment; filename="{filename}"', **(headers or {})},
     )

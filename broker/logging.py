@@ -12,6 +12,7 @@ from typing import Any
 import structlog
 from flask import Flask, Response, g, request
 from stdnum.nl import bsn as stdnum_bsn
+from structlog.typing import Processor
 
 # Nine digits, also written in the groups people use (1234.56.782, 123 45 6782, 123-456-782).
 BSN_LIKE = re.compile(
@@ -54,7 +55,7 @@ def redact_bsn(_logger: Any, _method: str, event_dict: MutableMapping[str, Any])
 
 def configure_logging(level: str = "INFO", log_file: str | None = None) -> None:
     """Route structlog and stdlib logging through one JSON renderer with BSN redaction."""
-    shared = [
+    shared: list[Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,

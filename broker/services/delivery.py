@@ -112,7 +112,8 @@ def fetch_for_recipient(
     """
     restrictions = active_restrictions(session, delivery.convenant_id)
     recipient = delivery.recipient_party_id
-    opened, held_back = [], []
+    opened: list[tuple[str, str, dict[str, Any]]] = []
+    held_back: list[tuple[str, str, dict[str, Any]]] = []
     for item in _open(session, keyring, delivery):
         (held_back if restrictions.holds_back(item[0], recipient) else opened).append(item)
     records = [record for _, _, record in opened]

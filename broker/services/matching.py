@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from audit.entry import Actor
 from broker.auditing import Recorder, activity, commit_audited
-from broker.models import Delivery, DeliveryRecord, MatchRun
+from broker.models import Delivery, DeliveryRecord, MatchRun, table
 from broker.services.quarters import deadline_at, latest_lists, match_runs, required_parties
 from broker.services.restrictions import Restrictions, active_restrictions
 from schemas.convenant import Convenant, Party
@@ -251,7 +251,8 @@ def _leave_out(result: PairResult, restrictions: Restrictions) -> None:
     """A pupil restricted (AVG art. 18) by either party of the pair or by the broker is neither
     compared nor disclosed within the pair."""
     a, b = result.a.party.id, result.b.party.id
-    for groups in (result.same, result.different, result.only_a, result.only_b):
+    every: tuple[dict[Any, set[str]], ...] = (result.same, result.different, result.only_a, result.only_b)
+    for groups in every:
         for key in list(groups):
             groups[key] = {p for p in groups[key] if not restrictions.blocks(p, a, b)}
             if not groups[key]:
@@ -358,7 +359,7 @@ def _deliver(
             {"delivery_id": delivery.id, "submission_id": other.submission_id, "seq": seq}
             for seq in sorted(other.seqs(lacking))
         ]
-        session.connection().execute(insert(DeliveryRecord.__table__), links)
+        session.connection().execute(insert(table(DeliveryRecord)), links)
     return delivery
 
 

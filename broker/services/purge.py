@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -52,7 +52,7 @@ def purge_records(
     now: dt.datetime,
     *,
     reason: str,
-    attributes: dict[str, object] | None = None,
+    attributes: Mapping[str, object] | None = None,
 ) -> PurgeResult:
     """Delete the records `keys` and make their payloads undecryptable; audited per pupil."""
     wanted: dict[str, set[int]] = defaultdict(set)
@@ -225,7 +225,7 @@ def withdraw_links(
     now: dt.datetime,
     *,
     reason: str,
-    attributes: dict[str, object] | None = None,
+    attributes: Mapping[str, object] | None = None,
 ) -> None:
     """Take records out of deliveries (the records stay for their other recipients); audited per pupil."""
     for delivery_id, (submission_id, seq) in links:

@@ -37,13 +37,11 @@ class Restrictions:
 
     def holds_back(self, pseudonym: str, recipient: str) -> bool:
         """Whether a record about the pupil may not be handed to `recipient` (its own or the broker's)."""
-        asked = self.requesters.get(pseudonym)
-        return bool(asked) and bool(asked & {BROKER, recipient})
+        return bool(self.requesters.get(pseudonym, frozenset()) & {BROKER, recipient})
 
     def blocks(self, pseudonym: str, a: str, b: str) -> bool:
         """Whether the pupil stays out of anything between `a` and `b` (either one's or the broker's)."""
-        asked = self.requesters.get(pseudonym)
-        return bool(asked) and bool(asked & {BROKER, a, b})
+        return bool(self.requesters.get(pseudonym, frozenset()) & {BROKER, a, b})
 
     def __bool__(self) -> bool:
         return bool(self.requesters)

@@ -21,7 +21,7 @@ from broker import auditing
 from broker.auditing import Recorder
 from broker.errors import BadRequest, BrokerError, Forbidden, ValidationFailed
 from broker.keyring import Keyring
-from broker.models import Delivery, DeliveryRecord, Record, Submission
+from broker.models import Delivery, DeliveryRecord, Record, Submission, table
 from broker.services.quarters import check_quarter, record_list
 from broker.services.restrictions import Restrictions, active_restrictions
 from keys.envelope import Sealer
@@ -129,7 +129,7 @@ def _category_violations(records: list[Any], party: Party, convenant: Convenant)
 
 
 def _duplicates(records: list[dict[str, Any]], subject_field: str) -> list[Violation]:
-    seen: dict[str, int] = {}
+    seen: dict[object, int] = {}
     violations = []
     for index, record in enumerate(records):
         subject = record.get(subject_field)
@@ -328,7 +328,7 @@ def store(
     # Core executemany, not the ORM's bulk path: the rows are plain dicts already and the ORM's
     # per-row bookkeeping would double the cost of a 100,000-record list.
     connection = session.connection()
-    connection.execute(insert(Record.__table__), rows)
+    connection.execute(insert(table(Record)), rows)
 
     # Quarterly lists are not forwarded whole: the quarterly match tells each party what it lacks.
     deliveries = [
@@ -354,7 +354,7 @@ def store(
         for seq in routed[d.recipient_party_id]
     ]
     if links:
-        connection.execute(insert(DeliveryRecord.__table__), links)
+        connection.execute(insert(table(DeliveryRecord)), links)
     return Accepted(submission, deliveries, pseudonyms, dict(routed), categories, withheld, duplicates)
 
 
