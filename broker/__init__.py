@@ -28,6 +28,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from broker import api, auth, bodies, cli, limits, logging, metrics, ops, review, runtime
     from broker.extensions import api as smorest_api
     from broker.extensions import db
+    from broker.services.breach_gauges import BreachCollector
 
     logging.configure_logging(app.config["LOG_LEVEL"], app.config.get("LOG_FILE"))
     bodies.init_app(app)
@@ -37,7 +38,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     smorest_api.register_blueprint(auth.blp)
     api.init_app(app)
     logging.init_app(app)
-    metrics.init_app(app)
+    metrics.init_app(app, gauges=[BreachCollector])
     ops.init_app(app)
     limits.init_app(app)
     cli.init_app(app)

@@ -3,8 +3,8 @@
 Counters and histograms live in the process that serves the request. Under `broker serve` every
 gunicorn worker writes them to files in PROMETHEUS_MULTIPROC_DIR (prometheus-client's multiprocess
 mode, set up by the serve command before any metric exists), and a scrape sums them over workers.
-The breach gauges are read from the database at scrape time, so they agree across workers and
-instances and never wait for a job.
+The breach gauges (broker/services/breach_gauges.py) are read from the database at scrape time,
+so they agree across workers and instances and never wait for a job.
 
 No label holds personal data or anything a caller typed: routes are URL rules
 (`/api/v1/deliveries/<delivery_id>`), not paths; methods, kinds and outcomes come from closed sets
@@ -18,13 +18,11 @@ import datetime as dt
 import hmac
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Sequence
 
 from flask import Blueprint, Flask, Response, current_app, g, request
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from audit.entry import AuditEntry
@@ -55,6 +53,9 @@ AUDIT_REFUSALS = Counter(
 
 bp = Blueprint("metrics", __name__)
 
+# Gauges read at scrape time from the database, given by the capability they belong to.
+Gauges = Callable[[Session, dt.datetime], Collector]
+
 
 SUBMISSION_OUTCOMES = {"submission.accepted": "accepted", "submission.rejected": "rejected"}
 # An HTTP method werkzeug accepts but no route knows would otherwise become a label of its own.
@@ -77,49 +78,6 @@ def committed(entries: Sequence[AuditEntry]) -> None:
         SUBMISSIONS.labels(convenant, kind, outcome).inc()
         if outcome == "accepted":
             SUBMITTED_RECORDS.labels(convenant, kind).inc(int(attributes.get("records") or 0))
-
-
-class BreachCollector(Collector):
-    """Open breaches per state, and the seconds left to each open deadline (negative: overdue)."""
-
-    def __init__(self, session: Session, now: dt.datetime) -> None:
-        self.session = session
-        self.now = now
-
-    def collect(self) -> Iterator[Metric]:
-        from broker.models import Breach, BreachParty
-        from broker.services.breaches import AFFECTED, derive_state
-
-        open_count = GaugeMetricFamily("broker_breaches_open", "Breaches not yet closed, by state.", labels=["state"])
-        notify = GaugeMetricFamily(
-            "broker_breach_notify_deadline_seconds",
-            "Seconds until the 24-hour notification deadline of an open breach not yet acknowledged by all.",
-            labels=["breach", "convenant"],
-        )
-        ap = GaugeMetricFamily(
-            "broker_breach_ap_deadline_seconds",
-            "Seconds until the 72-hour AP deadline of an open breach still missing a controller's decision.",
-            labels=["breach", "convenant"],
-        )
-        breaches = self.session.scalars(select(Breach).where(Breach.closed_at.is_(None))).all()
-        parties: dict[str, list[BreachParty]] = {}
-        if breaches:
-            rows = self.session.scalars(select(BreachParty).where(BreachParty.breach_id.in_([b.id for b in breaches])))
-            for party in rows:
-                parties.setdefault(party.breach_id, []).append(party)
-        states: dict[str, int] = {}
-        for breach in breaches:
-            members = parties.get(breach.id, [])
-            state = derive_state(breach, members, self.now)
-            states[state] = states.get(state, 0) + 1
-            label = [str(breach.number), breach.convenant_id]
-            if any(p.role == AFFECTED and p.acknowledged_at is None for p in members):
-                notify.add_metric(label, (breach.notify_deadline - self.now).total_seconds())
-            if any(p.ap_decided_at is None for p in members):
-                ap.add_metric(label, (breach.ap_deadline - self.now).total_seconds())
-        for state, count in sorted(states.items()):
-            open_count.add_metric([state], count)
-        yield from (open_count, notify, ap)
 
 
 def _route() -> str:
@@ -154,13 +112,17 @@ def metrics() -> Response:
 
         body = generate_latest(REGISTRY)
     registry = CollectorRegistry()
-    registry.register(BreachCollector(db.session, runtime.now()))
+    for gauges in current_app.extensions["broker.metrics_gauges"]:
+        registry.register(gauges(db.session, runtime.now()))
     body += generate_latest(registry)
     db.session.rollback()
     return Response(body, mimetype=CONTENT_TYPE_LATEST, headers={"Cache-Control": "no-store"})
 
 
-def init_app(app: Flask) -> None:
+def init_app(app: Flask, gauges: Sequence[Gauges] = ()) -> None:
+    """Count every request; serve /metrics with the `gauges` read from the database at each scrape."""
+    app.extensions["broker.metrics_gauges"] = tuple(gauges)
+
     @app.before_request
     def _start() -> None:
         g.metrics_started = time.perf_counter()
