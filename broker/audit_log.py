@@ -5,7 +5,6 @@ sign checkpoints and serve proofs. The hashing and proof logic lives in `audit/`
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import re
 from collections.abc import Callable, Generator, Iterable, Sequence
@@ -20,8 +19,8 @@ from sqlalchemy.types import NullType
 from audit.checkpoint import format_checkpoint, sign_note, verifier_key
 from audit.columns import SEARCH_COLUMNS, search_columns
 from audit.entry import GENESIS_HASH, AuditEntry, SealedEntry, format_time, seal_entries
-from audit.merkle import EMPTY_ROOT, compute_root, plan_consistency, plan_inclusion, prove_consistency
-from audit.proof import verify_consistency
+from audit.merkle import EMPTY_ROOT, compute_root, plan_consistency, plan_inclusion, prove_consistency, prove_inclusion
+from audit.proof import hash_children, verify_consistency
 from audit.receipt import make_receipt
 from audit.verify import VerifyResult, verify_log
 from broker.models import AuditCheckpoint, AuditEntryRow, AuditNode
@@ -150,7 +149,6 @@ def _store_nodes(session: Session, start: int, leaves: list[bytes]) -> None:
     nodes = DbNodes(session)
     rows: list[tuple[int, int, bytes]] = []
     level = 0
-    sha256 = hashlib.sha256
     while True:
         level += 1
         first = start >> level  # the lowest node that may end past `start`
@@ -163,7 +161,7 @@ def _store_nodes(session: Session, start: int, leaves: list[bytes]) -> None:
         for i in range(first, last + 1):
             left = below.get(2 * i) or nodes.get_node(level - 1, 2 * i)
             right = below.get(2 * i + 1) or nodes.get_node(level - 1, 2 * i + 1)
-            current[i] = sha256(b"\x01" + left + right).digest()
+            current[i] = hash_children(left, right)
             rows.append((level, i, current[i]))
         below = current
     if rows:
@@ -209,23 +207,14 @@ def sign_checkpoint(session: Session, signer: CheckpointSigner, now: dt.datetime
 
 def inclusion_proof(session: Session, index: int, size: int) -> list[bytes]:
     nodes = DbNodes(session)
-    plan = plan_inclusion(index, size)
-    nodes.prefetch(n for part in plan for n in part)
-    return [_fold([nodes.get_node(*n) for n in part]) for part in plan]
+    nodes.prefetch(n for part in plan_inclusion(index, size) for n in part)
+    return prove_inclusion(index, size, nodes)
 
 
 def consistency_proof(session: Session, old_size: int, new_size: int) -> list[bytes]:
     nodes = DbNodes(session)
-    plan = plan_consistency(old_size, new_size)
-    nodes.prefetch(n for part in plan for n in part)
-    return [_fold([nodes.get_node(*n) for n in part]) for part in plan]
-
-
-def _fold(hashes: list[bytes]) -> bytes:
-    result = hashes[-1]
-    for left in reversed(hashes[:-1]):
-        result = hashlib.sha256(b"\x01" + left + result).digest()
-    return result
+    nodes.prefetch(n for part in plan_consistency(old_size, new_size) for n in part)
+    return prove_consistency(old_size, new_size, nodes)
 
 
 def receipt_for(session: Session, sealed: SealedEntry, checkpoint: AuditCheckpoint) -> dict[str, Any]:
