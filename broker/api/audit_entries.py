@@ -20,7 +20,7 @@ from broker.errors import BadRequest, Unauthorized
 from broker.extensions import db
 from broker.models import RegisterActivity
 from broker.review.auth import current_officer, officer_viewer
-from broker.review.entries import (
+from broker.services.audit_entries import (
     EntryFilter,
     Viewer,
     conditions,

@@ -21,7 +21,7 @@ from flask import abort, g, redirect, request, session, url_for
 from audit.entry import Actor
 from broker.extensions import db
 from broker.models import User
-from broker.review.entries import Viewer
+from broker.services.audit_entries import Viewer
 from broker.users import BROKER_OFFICER, ROLES
 
 F = TypeVar("F", bound=Callable[..., Any])

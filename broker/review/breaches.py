@@ -24,11 +24,11 @@ from broker.extensions import db
 from broker.models import Breach, BreachEvent, BreachParty, User
 from broker.review import breach_forms as forms
 from broker.review.auth import current_officer, login_required, officer_viewer
-from broker.review.entries import record_review
 from broker.review.forms import party_names
 from broker.review.views import bp
 from broker.services import breach_views as views
 from broker.services import breaches as service
+from broker.services.audit_entries import record_review
 from broker.timefmt import duration_text, local_short, local_text
 from broker.users import BROKER_OFFICER
 from schemas.convenant import Convenant

@@ -23,12 +23,12 @@ from broker.errors import Forbidden
 from broker.extensions import db
 from broker.models import User
 from broker.review.auth import current_officer, login_required, officer_viewer
-from broker.review.entries import Viewer
 from broker.review.forms import INVALID_BSN, pseudonymise_lookup
 from broker.review.views import PSEUDONYM, bp
 from broker.runtime import AMSTERDAM
 from broker.services import access_report as reports
 from broker.services import need_to_know, rights
+from broker.services.audit_entries import Viewer
 from schemas.convenant import Convenant
 from schemas.screening import Lexicon, load_default_lexicon
 from schemas.validation import Text

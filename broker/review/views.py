@@ -39,7 +39,12 @@ from broker.review.auth import (
     officer_viewer,
     safe_next,
 )
-from broker.review.entries import (
+from broker.review.export import csv_chunks
+from broker.review.forms import FILTER_ARGS, INVALID_BSN, FilterForm, party_names, pseudonymise_lookup, read_filters
+from broker.review.secret import secret_key_problem
+from broker.runtime import AMSTERDAM
+from broker.services import need_to_know
+from broker.services.audit_entries import (
     EntryFilter,
     Viewer,
     action_names,
@@ -50,11 +55,6 @@ from broker.review.entries import (
     page_of_entries,
     record_review,
 )
-from broker.review.export import csv_chunks
-from broker.review.forms import FILTER_ARGS, INVALID_BSN, FilterForm, party_names, pseudonymise_lookup, read_filters
-from broker.review.secret import secret_key_problem
-from broker.runtime import AMSTERDAM
-from broker.services import need_to_know
 from broker.users import BROKER_OFFICER, authenticate, normalise_username
 
 bp = Blueprint(

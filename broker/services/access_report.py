@@ -4,7 +4,7 @@ It is read from the audit log (who sent and received what about the pupil, when,
 processing activity) and from the current store (what the broker still holds). It is built per
 convenant pseudonym and only ever queries by that pseudonym, so nothing about another pupil can
 enter it. A party's officer sees the entries their party took part in and the records their
-party sent or received, the same scoping rule as the log itself (`broker.review.entries`).
+party sent or received, the same scoping rule as the log itself (`broker.services.audit_entries`).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ The access report is read from the audit log (who sent and received what about t
 under which processing activity) and from the current store (what the broker still holds). It is
 built per convenant pseudonym and only ever queries by that pseudonym, so nothing about another
 pupil can enter it. A party's officer sees the entries their party took part in and the records
-their party sent or received, the same scoping rule as the log itself (`broker.review.entries`).
+their party sent or received, the same scoping rule as the log itself (`broker.services.audit_entries`).
 
 Every function that changes something adds audit entries to the caller's `Recorder`; the caller
 commits with `commit_audited` (an erasure commits itself with `commit_purge`).
