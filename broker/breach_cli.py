@@ -12,7 +12,7 @@ import click
 from flask.cli import with_appcontext
 
 from broker import runtime
-from broker.auditing import cli_recorder, commit_audited
+from broker.auditing import audited_step, cli_actor
 from broker.csvio import csv_text, dict_rows
 from broker.errors import BrokerError
 from broker.extensions import db
@@ -54,10 +54,9 @@ def list_command(open_only: bool) -> None:
 def register_command(output: str | None) -> None:
     """Export the breach register (AVG art. 33 lid 5) as CSV: every breach, reported to the AP or not."""
     session = db.session
-    rows = views.register_rows(session, service.all_breaches(session), runtime.convenants(), runtime.now())
-    recorder = cli_recorder()
-    recorder.add("breach.register_exported", service.breach_activity(), root=True)
-    commit_audited(session, recorder)
+    with audited_step(session, cli_actor()) as step:
+        rows = views.register_rows(session, service.all_breaches(session), runtime.convenants(), step.now)
+        step.record("breach.register_exported", service.breach_activity(), root=True)
     stream = open(output, "w", newline="", encoding="utf-8") if output else sys.stdout  # noqa: SIM115
     try:
         stream.writelines(csv_text(views.REGISTER_COLUMNS, dict_rows(rows, views.REGISTER_COLUMNS), delimiter=";"))
@@ -68,19 +67,16 @@ def register_command(output: str | None) -> None:
 
 def _containment(breach_id: str, party_id: str, suspend: bool) -> None:
     session = db.session
-    now = runtime.now()
-    recorder = cli_recorder()
     try:
-        breach = service.get_breach(session, breach_id, lock=True)
-        convenant = runtime.get_convenant(breach.convenant_id)
-        if suspend:
-            service.contain(session, breach, convenant, party_id, recorder, now)
-        else:
-            service.lift(session, breach, party_id, recorder, now)
+        with audited_step(session, cli_actor()) as step:
+            breach = service.get_breach(session, breach_id, lock=True)
+            convenant = runtime.get_convenant(breach.convenant_id)
+            if suspend:
+                service.contain(session, breach, convenant, party_id, step.recorder, step.now)
+            else:
+                service.lift(session, breach, party_id, step.recorder, step.now)
     except BrokerError as e:
-        session.rollback()
         raise click.ClickException(e.detail) from e
-    commit_audited(session, recorder)
 
 
 @breaches_group.command("suspend")

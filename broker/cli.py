@@ -14,7 +14,7 @@ from flask import Flask, current_app
 from flask.cli import FlaskGroup, with_appcontext
 
 from broker import review, runtime
-from broker.auditing import CHECKPOINT_PURPOSE, broker_activity, cli_recorder, commit_audited, sync_register
+from broker.auditing import CHECKPOINT_PURPOSE, audited_step, broker_activity, cli_actor, sync_register
 from broker.auth import TOKEN_ALGORITHM, TOKEN_PURPOSE, import_public_key
 from broker.extensions import db
 from broker.migrate import upgrade
@@ -54,10 +54,9 @@ def init_command() -> None:
         added = sync_register(db.session)
     except RuntimeError as e:
         raise click.ClickException(str(e)) from e
-    recorder = cli_recorder()
-    for uri in added:
-        recorder.add("register.activity_added", broker_activity("key"), root=True, attributes={"activity": uri})
-    commit_audited(db.session, recorder, checkpoint=True)
+    with audited_step(db.session, cli_actor()) as step:
+        for uri in added:
+            step.record("register.activity_added", broker_activity("key"), root=True, attributes={"activity": uri})
     click.echo(f"Database ready; convenants: {', '.join(runtime.convenants())}.")
 
 
@@ -143,16 +142,15 @@ def clients_add_command(party_id: str, public_key: Path) -> None:
     if not any(c.party(party_id) for c in runtime.convenants().values()):
         raise click.ClickException(f"party {party_id!r} is in no convenant")
     jwk = _read_public_jwk(public_key)
-    client = Client(
-        client_id=str(uuid.uuid4()), party_id=party_id, public_jwk=jwk, created_at=runtime.now(), revoked_at=None
-    )
-    db.session.add(client)
-    recorder = cli_recorder()
-    recorder.add(
-        "client.added", broker_activity("client"), root=True, parties=[party_id],
-        attributes={"client_id": client.client_id, "party": party_id},
-    )
-    commit_audited(db.session, recorder)
+    with audited_step(db.session, cli_actor()) as step:
+        client = Client(
+            client_id=str(uuid.uuid4()), party_id=party_id, public_jwk=jwk, created_at=step.now, revoked_at=None
+        )
+        step.session.add(client)
+        step.record(
+            "client.added", broker_activity("client"), root=True, parties=[party_id],
+            attributes={"client_id": client.client_id, "party": party_id},
+        )
     click.echo(client.client_id)
 
 
@@ -173,13 +171,12 @@ def clients_revoke_command(client_id: str) -> None:
     client = db.session.get(Client, client_id)
     if client is None:
         raise click.ClickException("no such client")
-    client.revoked_at = client.revoked_at or runtime.now()
-    recorder = cli_recorder()
-    recorder.add(
-        "client.revoked", broker_activity("client"), root=True, parties=[client.party_id],
-        attributes={"client_id": client.client_id, "party": client.party_id},
-    )
-    commit_audited(db.session, recorder)
+    with audited_step(db.session, cli_actor()) as step:
+        client.revoked_at = client.revoked_at or step.now
+        step.record(
+            "client.revoked", broker_activity("client"), root=True, parties=[client.party_id],
+            attributes={"client_id": client.client_id, "party": client.party_id},
+        )
     click.echo(f"revoked {client_id}")
 
 
@@ -195,13 +192,12 @@ def keys_rotate_command(convenant_id: str) -> None:
     """Rotate a convenant's key-encryption key, re-wrapping every data key under the new one."""
     if convenant_id not in runtime.convenants():
         raise click.ClickException(f"unknown convenant {convenant_id!r}")
-    kid, count = runtime.keyring().rotate_kek(convenant_id)
-    recorder = cli_recorder()
-    recorder.add(
-        "key.rotated", broker_activity("key"), root=True, convenant_id=convenant_id,
-        attributes={"convenant": convenant_id, "new_kid": kid, "rewrapped": count},
-    )
-    commit_audited(db.session, recorder)
+    with audited_step(db.session, cli_actor()) as step:
+        kid, count = runtime.keyring().rotate_kek(convenant_id)
+        step.record(
+            "key.rotated", broker_activity("key"), root=True, convenant_id=convenant_id,
+            attributes={"convenant": convenant_id, "new_kid": kid, "rewrapped": count},
+        )
     click.echo(f"new key {kid}; re-wrapped {count} data keys")
 
 

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from broker import runtime
-from broker.auditing import broker_activity, cli_recorder, commit_audited
+from broker.auditing import audited_step, broker_activity, cli_actor
 from broker.extensions import db
 from broker.mail import check_address
 from broker.models import PartyContact
@@ -56,19 +56,18 @@ def contacts_set_command(party_id: str, addresses: tuple[str, ...]) -> None:
     if not any(c.party(party_id) for c in runtime.convenants().values()):
         raise click.ClickException(f"party {party_id!r} is in no convenant")
     try:
-        wanted = set_party_addresses(db.session, party_id, addresses, runtime.now())
+        with audited_step(db.session, cli_actor()) as step:
+            wanted = set_party_addresses(step.session, party_id, addresses, step.now)
+            # The count, not the addresses: the audit log is append-only, and an address names a person.
+            step.record(
+                "contacts.set",
+                broker_activity("client"),
+                root=True,
+                parties=[party_id],
+                attributes={"party": party_id, "addresses": len(wanted)},
+            )
     except ValueError as e:
         raise click.ClickException(str(e)) from e
-    recorder = cli_recorder()
-    # The count, not the addresses: the audit log is append-only, and an address names a person.
-    recorder.add(
-        "contacts.set",
-        broker_activity("client"),
-        root=True,
-        parties=[party_id],
-        attributes={"party": party_id, "addresses": len(wanted)},
-    )
-    commit_audited(db.session, recorder)
     click.echo(f"{party_id}: {len(wanted)} address{'es' if len(wanted) != 1 else ''}")
 
 

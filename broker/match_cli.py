@@ -7,7 +7,7 @@ from flask import current_app
 from flask.cli import with_appcontext
 
 from broker import mail, runtime
-from broker.auditing import broker_activity, cli_recorder, commit_audited
+from broker.auditing import audited_step, broker_activity, cli_actor
 from broker.extensions import db
 from broker.scheduler import tick
 from broker.services import outbox
@@ -44,15 +44,14 @@ def webhooks_set_command(party_id: str, url: str) -> None:
     if not any(c.party(party_id) for c in runtime.convenants().values()):
         raise click.ClickException(f"party {party_id!r} is in no convenant")
     try:
-        secret = outbox.set_webhook(db.session, runtime.master_key(), party_id, url, runtime.now())
+        with audited_step(db.session, cli_actor()) as step:
+            secret = outbox.set_webhook(step.session, runtime.master_key(), party_id, url, step.now)
+            step.record(
+                "webhook.set", broker_activity("client"), root=True, parties=[party_id],
+                attributes={"party": party_id, "url": url},
+            )
     except ValueError as e:
         raise click.ClickException(str(e)) from e
-    recorder = cli_recorder()
-    recorder.add(
-        "webhook.set", broker_activity("client"), root=True, parties=[party_id],
-        attributes={"party": party_id, "url": url},
-    )
-    commit_audited(db.session, recorder)
     click.echo(secret)
 
 

@@ -8,7 +8,7 @@ import click
 from flask.cli import with_appcontext
 
 from broker import runtime
-from broker.auditing import cli_recorder
+from broker.auditing import cli_actor
 from broker.extensions import db
 from broker.services import retention
 from broker.timefmt import local_short
@@ -24,7 +24,7 @@ def retention_group() -> None:
 @with_appcontext
 def run_command(batch: int) -> None:
     """Purge every record past its retention (crypto-shredding); safe to run often."""
-    actor = cli_recorder().actor
+    actor = cli_actor()
     with click.progressbar(length=0, label="Purging", show_pos=True, file=None) as bar:
 
         def progress(done: int, total: int) -> None:

@@ -20,7 +20,7 @@ from flask import Flask, current_app
 
 from audit.entry import Actor
 from broker import leases, mail, runtime
-from broker.auditing import Recorder, commit_audited
+from broker.auditing import audited_step
 from broker.extensions import db
 from broker.services import breaches, matching, outbox, quarters, retention
 
@@ -41,13 +41,8 @@ class TickResult:
 
 def _breach_step() -> int:
     """Note delivered breach notices, move states on and escalate; audited as the scheduler."""
-    recorder = Recorder(actor=Actor(type="system", id="scheduler"), started=runtime.now())
-    changed = breaches.run_due(db.session, runtime.convenants(), recorder, runtime.now())
-    if recorder.pending:
-        commit_audited(db.session, recorder)
-    else:
-        db.session.commit()
-    return changed
+    with audited_step(db.session, Actor(type="system", id="scheduler")) as step:
+        return breaches.run_due(step.session, runtime.convenants(), step.recorder, step.now)
 
 
 def tick(*, deliver: bool = True, post: outbox.Poster = outbox.post_json) -> TickResult:

@@ -97,13 +97,14 @@ def purge(app: Any, submission_id: str) -> None:
     from broker import auditing, runtime
     from broker.extensions import db
     from broker.models import Record
-    from broker.services.purge import commit_purge, purge_records
+    from broker.services.purge import purge_records
 
     with app.app_context():
-        keyring, recorder = runtime.keyring(), auditing.cli_recorder()
+        keyring = runtime.keyring()
         keys = db.session.execute(select(Record.submission_id, Record.seq).where(Record.submission_id == submission_id))
-        purge_records(db.session, keyring, list(keys), recorder, runtime.now(), reason="retention")
-        commit_purge(db.session, keyring, recorder)
+        with auditing.audited_step(db.session, auditing.cli_actor()) as step:
+            purge_records(db.session, keyring, list(keys), step.recorder, step.now, reason="retention")
+        keyring.sweep_vault()
 
 
 def lift(app: Any, n: int, clock: Clock) -> None:

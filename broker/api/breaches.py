@@ -22,7 +22,7 @@ from broker.api_base import (
     json_response,
     responses,
 )
-from broker.auditing import commit_audited, request_recorder
+from broker.auditing import audited_step
 from broker.auth import allow_suspended, current_caller, require_token
 from broker.csvio import csv_download
 from broker.errors import BadRequest, Forbidden, NotFound
@@ -308,12 +308,10 @@ def report_breach() -> tuple[dict[str, Any], int, dict[str, str]]:
         suspected_cause=data["suspected_cause"],
         scope=scope,
     )
-    now = runtime.now()
-    recorder = request_recorder(caller.actor)
-    breach = service.report(session, report, recorder, now)
-    commit_audited(session, recorder)
+    with audited_step(session, caller.actor) as step:
+        breach = service.report(session, report, step.recorder, step.now)
     return (
-        views.view(session, breach, convenant, now, with_events=True),
+        views.view(session, breach, convenant, step.now, with_events=True),
         201,
         {"Location": f"/api/v1/breaches/{breach.id}"},
     )
@@ -380,10 +378,9 @@ def get_breach(breach_id: str) -> dict[str, Any]:
     now = runtime.now()
     party = service.party_row(session, breach, caller.party_id)
     if party is not None and party.notified_at is None:
-        recorder = request_recorder(caller.actor)
-        service.mark_notified(session, breach, party, "api", now, recorder)
-        service.refresh(session, breach, convenant, recorder, now)
-        commit_audited(session, recorder)
+        with audited_step(session, caller.actor) as step:
+            service.mark_notified(session, breach, party, "api", step.now, step.recorder)
+            service.refresh(session, breach, convenant, step.recorder, step.now)
     return views.view(session, breach, convenant, now, with_events=True)
 
 
@@ -407,11 +404,9 @@ def acknowledge(breach_id: str) -> tuple[dict[str, Any], int]:
     inputs.load(inputs.AcknowledgementSchema(), inputs.request_json())
     breach, convenant = _visible(breach_id)
     caller = current_caller()
-    now = runtime.now()
-    recorder = request_recorder(caller.actor)
-    party, first = service.acknowledge(session, breach, convenant, caller.party_id, recorder, now)
-    if first:
-        commit_audited(session, recorder)
+    with audited_step(session, caller.actor) as step:
+        party, first = service.acknowledge(session, breach, convenant, caller.party_id, step.recorder, step.now)
+    now = step.now
     assert party.acknowledged_at is not None
     body = {
         "breach_id": breach.id,
@@ -437,17 +432,17 @@ def decide_ap(breach_id: str) -> tuple[dict[str, Any], int]:
     data = inputs.load(inputs.ApDecisionSchema(), inputs.request_json())
     breach, convenant = _visible(breach_id)
     caller = current_caller()
-    now = runtime.now()
-    recorder = request_recorder(caller.actor)
     decision = service.ApDecision(
         reported_to_ap=data["reported_to_ap"],
         ap_reference=data.get("ap_reference"),
         reported_at=data.get("reported_at"),
         reasoning=data.get("reasoning"),
     )
-    party = service.decide_ap(session, breach, convenant, caller.party_id, decision, recorder, now)
-    commit_audited(session, recorder)
-    shown = next(p for p in views.view(session, breach, convenant, now)["parties"] if p["party_id"] == party.party_id)
+    with audited_step(session, caller.actor) as step:
+        party = service.decide_ap(session, breach, convenant, caller.party_id, decision, step.recorder, step.now)
+    shown = next(
+        p for p in views.view(session, breach, convenant, step.now)["parties"] if p["party_id"] == party.party_id
+    )
     return {"breach_id": breach.id, **shown}, 201
 
 
@@ -466,11 +461,9 @@ def correct_impact(breach_id: str) -> dict[str, Any]:
     breach, convenant = _visible(breach_id)
     _own_report(breach)
     correction = service.Correction.from_input(data)
-    now = runtime.now()
-    recorder = request_recorder(current_caller().actor)
-    service.correct_impact(session, breach, convenant, correction, recorder, now)
-    commit_audited(session, recorder)
-    return views.view(session, breach, convenant, now, with_events=True)
+    with audited_step(session, current_caller().actor) as step:
+        service.correct_impact(session, breach, convenant, correction, step.recorder, step.now)
+    return views.view(session, breach, convenant, step.now, with_events=True)
 
 
 @blp.route("/<breach_id>/close", methods=["POST"])
@@ -487,8 +480,6 @@ def close_breach(breach_id: str) -> dict[str, Any]:
     data = inputs.load(inputs.CloseSchema(), inputs.request_json())
     breach, convenant = _visible(breach_id)
     _own_report(breach)
-    now = runtime.now()
-    recorder = request_recorder(current_caller().actor)
-    service.close(session, breach, convenant, data["measures"], recorder, now)
-    commit_audited(session, recorder)
-    return views.view(session, breach, convenant, now, with_events=True)
+    with audited_step(session, current_caller().actor) as step:
+        service.close(session, breach, convenant, data["measures"], step.recorder, step.now)
+    return views.view(session, breach, convenant, step.now, with_events=True)

@@ -8,7 +8,7 @@ from flask import request
 from flask_smorest import Blueprint
 
 from broker import idempotency, runtime
-from broker.api.submissions import ACCEPTED, IDEMPOTENCY_PARAMETER, replay
+from broker.api.submissions import ACCEPTED, IDEMPOTENCY_PARAMETER, record_replay
 from broker.api_base import (
     AUDITED_PROBLEMS,
     BEARER_PROBLEMS,
@@ -20,12 +20,11 @@ from broker.api_base import (
     responses,
 )
 from broker.audit_log import receipt_for
-from broker.auditing import commit_audited, request_recorder
+from broker.auditing import Recorder, audited_step
 from broker.auth import current_caller, require_token
 from broker.errors import BadRequest, BrokerError, UnsupportedMediaType
 from broker.extensions import db
 from broker.services import lifecycle
-from broker.services.purge import commit_purge
 from broker.services.submission import audit_rejection, member_party
 from schemas.validation import reported_name
 
@@ -135,28 +134,25 @@ def create_ending(convenant_id: str) -> tuple[dict[str, Any], int]:
     convenant = runtime.get_convenant(convenant_id)
     session = db.session
     keyring = runtime.keyring()
-    recorder = request_recorder(caller.actor)
-    try:
+
+    def refused(recorder: Recorder, refusal: BrokerError) -> None:
+        lifecycle.audit_end_rejection(recorder, convenant, refusal)
+
+    with audited_step(session, caller.actor, on_refusal=refused) as step:
         member_party(convenant, caller.party_id)
         body = _json_body({"bsn", "reason"})
         ended = lifecycle.end_case(
             session,
             keyring,
             convenant,
-            recorder,
+            step.recorder,
             party_id=caller.party_id,
             client_id=caller.client_id,
             bsn=body.get("bsn"),
             reason=body.get("reason"),
-            now=runtime.now(),
+            now=step.now,
         )
-    except BrokerError as refusal:
-        session.rollback()
-        recorder.pending.clear()
-        lifecycle.audit_end_rejection(recorder, convenant, refusal)
-        commit_audited(session, recorder)
-        raise
-    commit_purge(session, keyring, recorder)
+    keyring.sweep_vault()  # the purged keys' shares go once the purge is committed
     return ended.as_dict(), 201
 
 
@@ -173,12 +169,16 @@ def create_correction(convenant_id: str) -> tuple[dict[str, Any], int] | tuple[d
     caller = current_caller()
     convenant = runtime.get_convenant(convenant_id)
     session = db.session
-    recorder = request_recorder(caller.actor)
-    try:
+
+    def refused(recorder: Recorder, refusal: BrokerError) -> None:
+        audit_rejection(recorder, convenant, lifecycle.CORRECTION, refusal)
+
+    with audited_step(session, caller.actor, on_refusal=refused) as step:
         member_party(convenant, caller.party_id)
-        claim = idempotency.lookup(session, caller.party_id, runtime.now())
+        claim = idempotency.lookup(session, caller.party_id, step.now)
         if isinstance(claim, idempotency.Replay):
-            return replay(session, recorder, convenant, claim)
+            record_replay(step, convenant, claim)
+            return claim.response()
         body = _json_body({"records"})
         corrected = lifecycle.correct(
             session,
@@ -188,18 +188,13 @@ def create_correction(convenant_id: str) -> tuple[dict[str, Any], int] | tuple[d
             party_id=caller.party_id,
             client_id=caller.client_id,
             records=body.get("records"),
-            now=runtime.now(),
+            now=step.now,
             today=runtime.today(),
         )
-    except BrokerError as refusal:
-        session.rollback()
-        audit_rejection(recorder, convenant, lifecycle.CORRECTION, refusal)
-        commit_audited(session, recorder)
-        raise
-    idempotency.reserve(session, claim, corrected.accepted.submission.id, runtime.now())
-    summary = lifecycle.audit_correction(recorder, convenant, corrected)
-    committed = commit_audited(session, recorder, checkpoint=True)
-    assert committed.checkpoint is not None
+        idempotency.reserve(session, claim, corrected.accepted.submission.id, step.now)
+        summary = lifecycle.audit_correction(step.recorder, convenant, corrected)
+    committed = step.committed
+    assert committed is not None
     response = corrected.as_dict()
     response["receipt"] = receipt_for(session, committed.sealed[summary], committed.checkpoint)
     idempotency.remember(session, claim, response, 201)

@@ -17,7 +17,7 @@ from broker.api_base import (
     json_response,
     responses,
 )
-from broker.auditing import commit_audited, request_recorder
+from broker.auditing import audited_step
 from broker.auth import current_caller, require_token
 from broker.csvio import csv_response, render_records
 from broker.errors import BadRequest
@@ -115,9 +115,8 @@ def get_delivery(delivery_id: str) -> Any:
     session = db.session
     caller = current_caller()
     delivery = deliveries.get_own_delivery(session, caller.party_id, delivery_id)
-    recorder = request_recorder(caller.actor)
-    records = deliveries.fetch_for_recipient(session, runtime.keyring(), delivery, recorder, runtime.now())
-    commit_audited(session, recorder)
+    with audited_step(session, caller.actor) as step:
+        records = deliveries.fetch_for_recipient(session, runtime.keyring(), delivery, step.recorder, step.now)
     best = request.accept_mimetypes.best_match(["application/json", "text/csv"], default="application/json")
     if best == "text/csv":
         convenant = runtime.get_convenant(delivery.convenant_id)
@@ -139,15 +138,14 @@ def ack_delivery(delivery_id: str) -> dict[str, Any]:
     session = db.session
     caller = current_caller()
     delivery = deliveries.get_own_delivery(session, caller.party_id, delivery_id)
-    first = deliveries.acknowledge(delivery, runtime.now())
-    recorder = request_recorder(caller.actor)
-    recorder.add(
-        "delivery.acked",
-        deliveries.delivery_activity(delivery),
-        root=True,
-        parties=[delivery.sender_party_id],
-        convenant_id=delivery.convenant_id,
-        attributes={"delivery_id": delivery.id, "first_ack": first},
-    )
-    commit_audited(session, recorder)
+    with audited_step(session, caller.actor) as step:
+        first = deliveries.acknowledge(delivery, step.now)
+        step.record(
+            "delivery.acked",
+            deliveries.delivery_activity(delivery),
+            root=True,
+            parties=[delivery.sender_party_id],
+            convenant_id=delivery.convenant_id,
+            attributes={"delivery_id": delivery.id, "first_ack": first},
+        )
     return deliveries.delivery_summary(delivery)

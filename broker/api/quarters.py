@@ -18,7 +18,7 @@ from broker.api_base import (
     json_response,
     responses,
 )
-from broker.auditing import commit_audited, request_recorder
+from broker.auditing import audited_step
 from broker.auth import current_caller, require_token
 from broker.csvio import csv_response, render_records
 from broker.errors import NotFound
@@ -185,17 +185,16 @@ def get_match(convenant_id: str, quarter: str) -> Any:
         raise NotFound("Voor dit kwartaal is nog geen vergelijking gemaakt.")
     run = runs[-1]
     mine = ((run.report or {}).get("deliveries") or {}).get(caller.party_id, {})
-    recorder = request_recorder(caller.actor)
     views = []
     all_records: list[dict[str, Any]] = []
     keyring = runtime.keyring()
-    for delivery_id in mine.values():
-        delivery = session.get(Delivery, delivery_id)
-        assert delivery is not None and delivery.recipient_party_id == caller.party_id
-        records = deliveries.fetch_for_recipient(session, keyring, delivery, recorder, runtime.now())
-        views.append({**(delivery.summary or {}), "delivery_id": delivery.id, "records": records})
-        all_records.extend(records)
-    commit_audited(session, recorder)
+    with audited_step(session, caller.actor) as step:
+        for delivery_id in mine.values():
+            delivery = session.get(Delivery, delivery_id)
+            assert delivery is not None and delivery.recipient_party_id == caller.party_id
+            records = deliveries.fetch_for_recipient(session, keyring, delivery, step.recorder, step.now)
+            views.append({**(delivery.summary or {}), "delivery_id": delivery.id, "records": records})
+            all_records.extend(records)
     best = request.accept_mimetypes.best_match(["application/json", "text/csv"], default="application/json")
     if best == "text/csv":
         return csv_response(

@@ -1,7 +1,7 @@
 """Data subjects' rights for parties: forward a request, restrict processing, erase (AVG art. 15-18).
 
 A BSN arrives in the JSON body only, is pseudonymised at once and is never echoed in an answer or
-an error. Each step is audited in its own transaction (`commit_audited`, or `commit_purge`).
+an error. Each step is one `audited_step`: its changes and audit entries commit together.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from broker.api_base import (
     json_response,
     responses,
 )
-from broker.auditing import commit_audited, request_recorder
+from broker.auditing import audited_step
 from broker.auth import current_caller, require_token
 from broker.extensions import db
 from broker.models import SubjectRestriction
@@ -146,21 +146,20 @@ def forward_subject_request(convenant_id: str) -> tuple[dict[str, Any], int]:
     caller = current_caller()
     convenant, party_id = _member(convenant_id)
     data = load(SubjectRequestSchema(), request_json())
-    recorder = request_recorder(caller.actor)
-    forwarded = rights.forward_request(
-        session,
-        runtime.keyring(),
-        convenant,
-        bsn=data["bsn"],
-        kind=data["kind"],
-        received_by=party_id,
-        client_id=caller.client_id,
-        received_at=data["received_at"],
-        note=data.get("note"),
-        recorder=recorder,
-        now=runtime.now(),
-    )
-    commit_audited(session, recorder)
+    with audited_step(session, caller.actor) as step:
+        forwarded = rights.forward_request(
+            session,
+            runtime.keyring(),
+            convenant,
+            bsn=data["bsn"],
+            kind=data["kind"],
+            received_by=party_id,
+            client_id=caller.client_id,
+            received_at=data["received_at"],
+            note=data.get("note"),
+            recorder=step.recorder,
+            now=step.now,
+        )
     request = forwarded.request
     return {
         "request_id": request.id,
@@ -189,18 +188,16 @@ def restrict_subject(convenant_id: str) -> tuple[dict[str, Any], int]:
     session = db.session
     convenant, party_id = _member(convenant_id)
     data = load(SubjectSchema(), request_json())
-    recorder = request_recorder(current_caller().actor)
-    restriction, created = rights.restrict(
-        session,
-        convenant,
-        _pseudonym(convenant, data["bsn"]),
-        requested_by=party_id,
-        reason=data["reason"],
-        recorder=recorder,
-        now=runtime.now(),
-    )
-    if created:
-        commit_audited(session, recorder)
+    with audited_step(session, current_caller().actor) as step:
+        restriction, created = rights.restrict(
+            session,
+            convenant,
+            _pseudonym(convenant, data["bsn"]),
+            requested_by=party_id,
+            reason=data["reason"],
+            recorder=step.recorder,
+            now=step.now,
+        )
     return _restriction_view(restriction), 201 if created else 200
 
 
@@ -212,9 +209,8 @@ def lift_restriction(convenant_id: str, restriction_id: str) -> dict[str, Any]:
     session = db.session
     convenant, party_id = _member(convenant_id)
     restriction = rights.own_restriction(session, restriction_id, party_id, {convenant.id})
-    recorder = request_recorder(current_caller().actor)
-    rights.lift_restriction(session, restriction, lifted_by=party_id, recorder=recorder, now=runtime.now())
-    commit_audited(session, recorder)
+    with audited_step(session, current_caller().actor) as step:
+        rights.lift_restriction(session, restriction, lifted_by=party_id, recorder=step.recorder, now=step.now)
     return _restriction_view(restriction)
 
 
@@ -245,15 +241,17 @@ def erase_subject(convenant_id: str) -> tuple[dict[str, Any], int]:
     convenant, party_id = _member(convenant_id)
     data = load(SubjectSchema(), request_json())
     pseudonym = _pseudonym(convenant, data["bsn"])
-    recorder = request_recorder(current_caller().actor)
-    purged = rights.erase(
-        session,
-        runtime.keyring(),
-        convenant,
-        pseudonym,
-        requested_by=party_id,
-        reason=data["reason"],
-        recorder=recorder,
-        now=runtime.now(),
-    )
+    keyring = runtime.keyring()
+    with audited_step(session, current_caller().actor) as step:
+        purged = rights.erase(
+            session,
+            keyring,
+            convenant,
+            pseudonym,
+            requested_by=party_id,
+            reason=data["reason"],
+            recorder=step.recorder,
+            now=step.now,
+        )
+    keyring.sweep_vault()  # the destroyed keys' shares go once the purge is committed
     return {"purged": purged}, 201

@@ -6,7 +6,6 @@ from typing import Any
 
 from flask import request
 from flask_smorest import Blueprint
-from sqlalchemy.orm import Session
 
 from broker import idempotency, runtime
 from broker.api_base import (
@@ -20,7 +19,7 @@ from broker.api_base import (
     responses,
 )
 from broker.audit_log import receipt_for
-from broker.auditing import Recorder, commit_audited, request_recorder
+from broker.auditing import Recorder, Step, audited_step
 from broker.auth import current_caller, require_token
 from broker.csvio import parse_records
 from broker.errors import BadRequest, BrokerError, UnsupportedMediaType
@@ -188,13 +187,17 @@ def create_submission(convenant_id: str) -> tuple[dict[str, Any], int] | tuple[d
     caller = current_caller()
     convenant = runtime.get_convenant(convenant_id)
     session = db.session
-    recorder = request_recorder(caller.actor)
     kind = None
-    try:
+
+    def refused(recorder: Recorder, refusal: BrokerError) -> None:
+        audit_rejection(recorder, convenant, kind, refusal)
+
+    with audited_step(session, caller.actor, on_refusal=refused) as step:
         member_party(convenant, caller.party_id)
-        claim = idempotency.lookup(session, caller.party_id, runtime.now())
+        claim = idempotency.lookup(session, caller.party_id, step.now)
         if isinstance(claim, idempotency.Replay):
-            return replay(session, recorder, convenant, claim)
+            record_replay(step, convenant, claim)
+            return claim.response()
         kind, quarter, records, lines = _read_body(convenant)
         accepted = submit(
             session,
@@ -206,19 +209,14 @@ def create_submission(convenant_id: str) -> tuple[dict[str, Any], int] | tuple[d
             kind=kind,
             quarter=quarter,
             records=records,
-            now=runtime.now(),
+            now=step.now,
             today=runtime.today(),
             lines=lines,
         )
-    except BrokerError as refusal:
-        session.rollback()
-        audit_rejection(recorder, convenant, kind, refusal)
-        commit_audited(session, recorder)
-        raise
-    idempotency.reserve(session, claim, accepted.submission.id, runtime.now())
-    summary = audit_acceptance(recorder, convenant, accepted)
-    committed = commit_audited(session, recorder, checkpoint=True)
-    assert committed.checkpoint is not None
+        idempotency.reserve(session, claim, accepted.submission.id, step.now)
+        summary = audit_acceptance(step.recorder, convenant, accepted)
+    committed = step.committed
+    assert committed is not None
     body = accepted.as_dict()
     body["receipt"] = receipt_for(session, committed.sealed[summary], committed.checkpoint)
     idempotency.remember(session, claim, body, 201)
@@ -227,16 +225,12 @@ def create_submission(convenant_id: str) -> tuple[dict[str, Any], int] | tuple[d
     return body, 201
 
 
-def replay(
-    session: Session, recorder: Recorder, convenant: Convenant, stored: idempotency.Replay
-) -> tuple[dict[str, Any], int, dict[str, str]]:
-    """Answer a repeat with the first answer; audited, and nothing stored again."""
-    recorder.add(
+def record_replay(step: Step, convenant: Convenant, stored: idempotency.Replay) -> None:
+    """A repeat is answered with the first answer: audited, and nothing stored again."""
+    step.record(
         "submission.replayed",
         activity_for(convenant, stored.body.get("kind")),
         root=True,
         convenant_id=convenant.id,
         attributes={"submission_id": stored.body.get("submission_id"), "http_status": stored.status},
     )
-    commit_audited(session, recorder)
-    return stored.response()

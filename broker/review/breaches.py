@@ -2,7 +2,7 @@
 
 All logic lives in `broker.services.breaches`; these views check who may do what, read the forms
 (`broker.review.breach_forms`) and show the service's errors at the fields they concern. Every
-step is audited by the service and committed with `commit_audited`. The state of a breach is
+step is audited by the service in one `audited_step`. The state of a breach is
 derived as of now, so a passed deadline shows at once, without waiting for the scheduler.
 """
 
@@ -17,7 +17,7 @@ from flask import flash, redirect, render_template, request, url_for
 from sqlalchemy import select
 
 from broker import runtime
-from broker.auditing import Recorder, commit_audited, request_recorder
+from broker.auditing import Recorder, audited_step
 from broker.csvio import csv_download
 from broker.errors import BrokerError, Forbidden, NotFound
 from broker.extensions import db
@@ -54,7 +54,7 @@ EVENT_LABELS = {
     "state_changed": "Status gewijzigd",
     "closed": "Gesloten",
 }
-Step = Callable[[Recorder, dt.datetime], None]  # one service call, given the recorder and the time
+Action = Callable[[Recorder, dt.datetime], None]  # one service call, given the recorder and the time
 FLOWS = (("sent", "verstuurd"), ("received", "ontvangen"), ("fetched", "opgehaald"))
 
 
@@ -298,13 +298,10 @@ def new_breach() -> Any:
     report, state = forms.read_report(request.form, user, runtime.convenants())
     if report is None:
         return _render_report(state, 422)
-    now = runtime.now()
-    recorder = request_recorder(officer_viewer(user).actor)
     try:
-        breach = service.report(db.session, report, recorder, now)
-        commit_audited(db.session, recorder)
+        with audited_step(db.session, officer_viewer(user).actor) as step:
+            breach = service.report(step.session, report, step.recorder, step.now)
     except BrokerError as e:
-        db.session.rollback()
         return _render_report(
             forms.apply_error(state, e, forms.REPORT_PATHS, forms.report_lines(request.form)), e.status
         )
@@ -412,15 +409,12 @@ def breach_detail(breach_id: str) -> Any:
     return _render_detail(breach, convenant)
 
 
-def _step(breach: Breach, convenant: Convenant, name: str, state: forms.FormState, run: Step, message: str) -> Any:
+def _step(breach: Breach, convenant: Convenant, name: str, state: forms.FormState, run: Action, message: str) -> Any:
     """Run one service step audited; on a service error, show it in the form `name` of the page."""
-    now = runtime.now()
-    recorder = request_recorder(officer_viewer(_user()).actor)
     try:
-        run(recorder, now)
-        commit_audited(db.session, recorder)
+        with audited_step(db.session, officer_viewer(_user()).actor) as step:
+            run(step.recorder, step.now)
     except BrokerError as e:
-        db.session.rollback()
         return _render_detail(breach, convenant, {name: forms.apply_error(state, e)}, e.status)
     return _done(breach, message)
 

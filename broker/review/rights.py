@@ -17,7 +17,7 @@ from flask import Response, flash, redirect, render_template, request, url_for
 from fpdf import FPDF, XPos, YPos
 
 from broker import runtime
-from broker.auditing import commit_audited, request_recorder
+from broker.auditing import audited_step
 from broker.csvio import csv_text
 from broker.errors import Forbidden
 from broker.extensions import db
@@ -80,12 +80,12 @@ def access_report() -> Any:
         return render_template("review/inzage.html", formats=FORMATS, chosen=output, report=None), 422
     convenants = _own_convenants(viewer)
     pseudonyms = {cid: p for cid, p in lookup.items() if cid in convenants}
-    session = db.session
-    report = reports.access_report(session, runtime.keyring(), convenants, pseudonyms, viewer.party, now=runtime.now())
     # Audited and committed before anything of the report leaves the broker (fail closed).
-    recorder = request_recorder(viewer.actor)
-    reports.audit_access_report(recorder, report, pseudonyms, output)
-    commit_audited(session, recorder)
+    with audited_step(db.session, viewer.actor) as step:
+        report = reports.access_report(
+            step.session, runtime.keyring(), convenants, pseudonyms, viewer.party, now=step.now
+        )
+        reports.audit_access_report(step.recorder, report, pseudonyms, output)
     stamp = f"{report.generated_at.astimezone(AMSTERDAM):%Y%m%d-%H%M%S}"
     if output == "csv":
         return _download(render_csv(report), "text/csv; charset=utf-8", f"inzage-{stamp}.csv")
@@ -218,19 +218,18 @@ def restrict_subject() -> Any:
     reason = _reason()
     if reason is None:
         return redirect(url_for("review.subject_rights"))
-    recorder = request_recorder(viewer.actor)
-    _restriction, created = rights.restrict(
-        db.session,
-        convenant,
-        pseudonym,
-        requested_by=viewer.party or rights.BROKER,
-        reason=reason,
-        recorder=recorder,
-        now=runtime.now(),
-    )
+    with audited_step(db.session, viewer.actor) as step:
+        _restriction, created = rights.restrict(
+            step.session,
+            convenant,
+            pseudonym,
+            requested_by=viewer.party or rights.BROKER,
+            reason=reason,
+            recorder=step.recorder,
+            now=step.now,
+        )
     if not created:
         return _done("Voor deze leerling gold al een beperking van uw kant; er is niets gewijzigd.")
-    commit_audited(db.session, recorder)
     return _done("De verwerking is beperkt: er wordt niets meer over deze leerling doorgestuurd.")
 
 
@@ -241,9 +240,10 @@ def lift_subject_restriction() -> Any:
     user, viewer = _viewer()
     restriction_id = request.form.get("beperking", "")
     restriction = rights.own_restriction(db.session, restriction_id, viewer.party, _own_convenants(viewer))
-    recorder = request_recorder(viewer.actor)
-    rights.lift_restriction(db.session, restriction, lifted_by=user.username, recorder=recorder, now=runtime.now())
-    commit_audited(db.session, recorder)
+    with audited_step(db.session, viewer.actor) as step:
+        rights.lift_restriction(
+            step.session, restriction, lifted_by=user.username, recorder=step.recorder, now=step.now
+        )
     return _done("De beperking is opgeheven.")
 
 
@@ -259,16 +259,18 @@ def erase_subject() -> Any:
     if request.form.get("bevestig") != "ja":
         flash("Bevestig dat alles wat de broker over deze leerling bewaart gewist moet worden.", "error")
         return redirect(url_for("review.subject_rights"))
-    recorder = request_recorder(viewer.actor)
-    purged = rights.erase(
-        db.session,
-        runtime.keyring(),
-        convenant,
-        pseudonym,
-        requested_by=viewer.party or rights.BROKER,
-        reason=reason,
-        recorder=recorder,
-        now=runtime.now(),
-    )
+    keyring = runtime.keyring()
+    with audited_step(db.session, viewer.actor) as step:
+        purged = rights.erase(
+            step.session,
+            keyring,
+            convenant,
+            pseudonym,
+            requested_by=viewer.party or rights.BROKER,
+            reason=reason,
+            recorder=step.recorder,
+            now=step.now,
+        )
+    keyring.sweep_vault()  # the destroyed keys' shares go once the purge is committed
     noun = "record" if purged == 1 else "records"
     return _done(f"Gewist: {purged} {noun} die de broker over deze leerling bewaarde.")

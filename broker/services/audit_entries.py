@@ -16,7 +16,7 @@ from sqlalchemy import ColumnElement, func, select, text
 from sqlalchemy.orm import Session
 
 from audit.entry import Actor
-from broker.auditing import SUBJECT_ID_TYPE, broker_activity, commit_audited, request_recorder
+from broker.auditing import SUBJECT_ID_TYPE, audited_step, broker_activity
 from broker.models import AuditEntryRow
 from broker.runtime import AMSTERDAM
 from broker.services import need_to_know
@@ -207,12 +207,11 @@ def record_review(
     subjects the viewer may name are recorded (need-to-know): a pseudonym typed for any other
     child never reaches the log, just as one that names nobody.
     """
-    recorder = request_recorder(viewer.actor)
     activity = broker_activity("review")
-    recorder.add(name, activity, root=True, attributes=dict(attributes))
-    for convenant_id, pseudonym in need_to_know.nameable(session, viewer.party, subjects or {}).items():
-        recorder.add(
-            "review.subject_looked_up", activity, subjects=[pseudonym], subject_type=SUBJECT_ID_TYPE,
-            convenant_id=convenant_id, attributes={"query": name},
-        )
-    commit_audited(session, recorder)
+    with audited_step(session, viewer.actor) as step:
+        step.record(name, activity, root=True, attributes=dict(attributes))
+        for convenant_id, pseudonym in need_to_know.nameable(session, viewer.party, subjects or {}).items():
+            step.record(
+                "review.subject_looked_up", activity, subjects=[pseudonym], subject_type=SUBJECT_ID_TYPE,
+                convenant_id=convenant_id, attributes={"query": name},
+            )

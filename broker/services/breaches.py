@@ -8,8 +8,8 @@ States: gemeld -> genotificeerd (every affected party has the notice) -> bevesti
 party acknowledged) -> gesloten. A breach whose deadline passes before every acknowledgement is in
 is `te laat`; it escalates once, to the parties and the privacy officers.
 
-Every function here adds audit entries to the caller's `Recorder`; the caller commits with
-`commit_audited`, so a step and its audit entries are stored together or not at all.
+Every function here adds audit entries to the recorder of the caller's `audited_step`, so a step
+and its audit entries are stored together or not at all.
 """
 
 from __future__ import annotations
@@ -349,7 +349,7 @@ def _alert_officers(
 def run_due(session: Session, convenants: dict[str, Convenant], recorder: Recorder, now: dt.datetime) -> int:
     """Note delivered notices, move states on, escalate late breaches and missing AP decisions.
 
-    Returns how many breaches changed state. The caller commits with `commit_audited`.
+    Returns how many breaches changed state, in the caller's `audited_step`.
     """
     changed = 0
     # Another runner holding a breach is handling it; on SQLite writers are serialised anyway.

@@ -105,7 +105,7 @@ def fetch_for_recipient(
     session: Session, keyring: Keyring, delivery: Delivery, recorder: Recorder, now: dt.datetime
 ) -> list[dict[str, Any]]:
     """Open a delivery for its recipient: decrypt it, mark it fetched, and record who learned
-    about whom (one audit entry per pupil). The caller commits with `commit_audited`.
+    about whom (one audit entry per pupil), in the caller's `audited_step`.
 
     A record about a pupil the recipient or the broker restricted (AVG art. 18) is held back while
     the restriction lasts, and that is audited too (`delivery.held_back`).

@@ -142,7 +142,7 @@ def end_case(
 ) -> Ended:
     """End the caller's case about a pupil: store the ending, send end notices, purge the pupil's records.
 
-    Everything happens in the caller's transaction; the caller commits with `commit_purge`. From then
+    Everything happens in the caller's `audited_step`; the caller sweeps the vault after it committed. From then
     on nothing about the pupil is routed (its records are gone, also from unfetched deliveries); a
     later submission about the pupil starts a new case and is routed again.
     """

@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from audit.entry import Actor
-from broker.auditing import Recorder, activity, commit_audited
+from broker.auditing import Recorder, activity, audited_step
 from broker.models import Delivery, DeliveryRecord, MatchRun, table
 from broker.services.quarters import deadline_at, latest_lists, match_runs, required_parties
 from broker.services.restrictions import Restrictions, active_restrictions
@@ -267,8 +267,22 @@ def _match(
     present: tuple[Party, ...],
     now: dt.datetime,
 ) -> None:
+    """Compare, deliver and audit the run as one step, committed with the run's row."""
+    with audited_step(session, ACTOR, now=now) as step:
+        _compare_and_deliver(session, convenant, run, last, present, now, step.recorder)
+    log.info("quarter matched", convenant=convenant.id, quarter=run.quarter, version=run.version)
+
+
+def _compare_and_deliver(
+    session: Session,
+    convenant: Convenant,
+    run: MatchRun,
+    last: MatchRun | None,
+    present: tuple[Party, ...],
+    now: dt.datetime,
+    recorder: Recorder,
+) -> None:
     uri = activity(convenant.id, STEP)
-    recorder = Recorder(actor=ACTOR, started=now)
     about = {"run_id": run.id, "quarter": run.quarter, "version": run.version}
     previous = (last.report or {}).get("deliveries", {}) if last else {}
     deliveries: dict[str, dict[str, str]] = {}
@@ -294,8 +308,6 @@ def _match(
         convenant_id=convenant.id,
         attributes={**about, "trigger": run.trigger, "missing": run.missing, "pairs": len(pair_reports)},
     )
-    commit_audited(session, recorder)
-    log.info("quarter matched", convenant=convenant.id, quarter=run.quarter, version=run.version)
 
 
 def _counts(result: PairResult) -> dict[str, Any]:

@@ -7,7 +7,7 @@ the key vault (outside the database), a copy of the database taken before the pu
 either. The submission and delivery rows stay as tombstones (counts and times, no payload).
 
 Each purge writes one audit entry per pupil (the pseudonym, never a payload) through the caller's
-`Recorder`; the caller commits with `commit_audited`, then calls `Keyring.sweep_vault`.
+`audited_step`; once that committed, the caller calls `Keyring.sweep_vault`.
 """
 
 from __future__ import annotations
@@ -263,12 +263,3 @@ def held_count(session: Session, convenant_id: str | None = None) -> int:
     if convenant_id:
         query = query.where(Submission.convenant_id == convenant_id)
     return int(session.scalar(query) or 0)
-
-
-def commit_purge(session: Session, keyring: Keyring, recorder: Recorder) -> None:
-    """Commit a purge with its audit entries, then delete the vault shares of the destroyed keys.
-
-    The shares go only after the commit: a rollback must never leave a row whose share is gone.
-    """
-    auditing.commit_audited(session, recorder)
-    keyring.sweep_vault()

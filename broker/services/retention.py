@@ -23,10 +23,10 @@ from sqlalchemy.orm import Session
 
 from audit.entry import Actor
 from broker import idempotency
-from broker.auditing import Recorder
+from broker.auditing import audited_step
 from broker.keyring import Keyring
 from broker.models import CaseEnding, Delivery, DeliveryRecord, MatchRun, Record, Submission
-from broker.services.purge import RecordKey, commit_purge, purge_records
+from broker.services.purge import RecordKey, purge_records
 from schemas.convenant import Convenant
 
 LIST_KIND = "quarterly_list"
@@ -192,15 +192,15 @@ def _purge_batch(
     now: dt.datetime,
     result: RetentionRun,
 ) -> None:
-    recorder = Recorder(actor=actor or Actor(type="system", id="retention"), started=now)
     by_reason: dict[str, list[RecordKey]] = defaultdict(list)
     for holding in batch:
         by_reason[holding.reason].append(holding.key)
-    for reason, keys in sorted(by_reason.items()):
-        outcome = purge_records(session, keyring, keys, recorder, now, reason=reason)
-        result.purged[reason] += outcome.records
-        result.keys_destroyed += outcome.keys_destroyed
-    commit_purge(session, keyring, recorder)
+    with audited_step(session, actor or Actor(type="system", id="retention"), now=now) as step:
+        for reason, keys in sorted(by_reason.items()):
+            outcome = purge_records(session, keyring, keys, step.recorder, now, reason=reason)
+            result.purged[reason] += outcome.records
+            result.keys_destroyed += outcome.keys_destroyed
+    keyring.sweep_vault()  # the destroyed keys' shares go once the batch is committed
 
 
 @dataclass(frozen=True)

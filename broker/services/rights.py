@@ -6,8 +6,8 @@ built per convenant pseudonym and only ever queries by that pseudonym, so nothin
 pupil can enter it. A party's officer sees the entries their party took part in and the records
 their party sent or received, the same scoping rule as the log itself (`broker.services.audit_entries`).
 
-Every function that changes something adds audit entries to the caller's `Recorder`; the caller
-commits with `commit_audited` (an erasure commits itself with `commit_purge`).
+Every function that changes something adds audit entries to the recorder of the caller's
+`audited_step`, which commits them with the change (after an erasure the caller sweeps the vault).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from broker.models import (
 from broker.runtime import AMSTERDAM
 from broker.services import need_to_know, outbox
 from broker.services.delivery import Message, is_uuid, send_message
-from broker.services.purge import commit_purge, purge_records, records_in_flows, withdraw_links
+from broker.services.purge import purge_records, records_in_flows, withdraw_links
 from broker.services.restrictions import BROKER  # the broker itself: in the report, as requester
 from schemas.convenant import Convenant
 
@@ -283,14 +283,14 @@ def erase(
     recorder: Recorder,
     now: dt.datetime,
 ) -> int:
-    """Purge what the broker holds about the pupil in the requester's flows (crypto-shredding) and commit.
+    """Purge what the broker holds about the pupil in the requester's flows (crypto-shredding).
 
     A party erases what it sent about the pupil and what is on its way to it; the broker's officer
     (`requested_by` BROKER) erases everything. A party may erase only a pupil it may name. Returns
     the number of records purged. The request is kept with its reason (as a `SubjectRequest` of kind
     "wissing"); the purge is audited per record (`record.purged`, or `delivery.withdrawn` for a copy
-    taken out of a delivery) and the request as `subject.erased`. All of it commits together, and
-    the destroyed keys' vault shares go after the commit.
+    taken out of a delivery) and the request as `subject.erased`, in the caller's step; the caller
+    sweeps the destroyed keys' vault shares after it committed (`Keyring.sweep_vault`).
     """
     request = SubjectRequest(
         id=str(uuid.uuid4()),
@@ -318,5 +318,4 @@ def erase(
         convenant_id=convenant.id,
         attributes={"request_id": request.id, "requested_by": requested_by, "records": result.records},
     )
-    commit_purge(session, keyring, recorder)
     return result.records
