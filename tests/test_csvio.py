@@ -170,7 +170,7 @@ def test_the_csv_walk_over_every_csv_route(
     # The log export and the access report hold no caller text at the start of a cell today; a line
     # that did is made here, to see that the route writes through the one writer.
     from broker.review import export
-    from broker.services import access_report
+    from broker.services import access_table
 
     real_line = export.entry_line
     monkeypatch.setattr(export, "entry_line", lambda row: dataclasses.replace(real_line(row), name="=1+2"))
@@ -179,8 +179,8 @@ def test_the_csv_walk_over_every_csv_route(
     assert_neutralised(response.get_data(as_text=True), ",", ["=1+2"])
     walked_review.add("/review/export.csv")
 
-    real_table = access_report.report_table
-    monkeypatch.setattr(access_report, "report_table", lambda report: [*real_table(report), ("-1+2",) * 10])
+    real_table = access_table.report_table
+    monkeypatch.setattr(access_table, "report_table", lambda report: [*real_table(report), ("-1+2",) * 10])
     token = csrf_from(http.get("/review/inzage").get_data(as_text=True))
     response = http.post("/review/inzage", data={"bsn": make_bsn(1), "formaat": "csv", "csrf_token": token})
     assert response.mimetype == "text/csv"

@@ -27,7 +27,7 @@ from broker.review.forms import INVALID_BSN, pseudonymise_lookup
 from broker.review.views import PSEUDONYM, bp
 from broker.runtime import AMSTERDAM
 from broker.services import access_report as reports
-from broker.services import need_to_know, rights
+from broker.services import access_table, need_to_know, rights
 from broker.services.audit_entries import Viewer
 from schemas.convenant import Convenant
 from schemas.screening import Lexicon, load_default_lexicon
@@ -108,7 +108,7 @@ def _download(body: str | bytes, mimetype: str, filename: str) -> Response:
 
 def render_csv(report: reports.AccessReport) -> str:
     """The report as CSV: `;`-separated, as Dutch spreadsheets expect, with Dutch headers."""
-    return "".join(csv_text(reports.TABLE_COLUMNS, reports.report_table(report), delimiter=";"))
+    return "".join(csv_text(access_table.TABLE_COLUMNS, access_table.report_table(report), delimiter=";"))
 
 
 def _latin1(text: str) -> str:
@@ -129,13 +129,13 @@ def render_pdf(report: reports.AccessReport) -> bytes:
     pdf.set_font("Helvetica", size=9)
     pdf.multi_cell(0, 5, text=_latin1(_intro(report)), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
     pdf.ln(2)
-    lines = reports.report_table(report)
+    lines = access_table.report_table(report)
     if not lines:
         pdf.multi_cell(0, 5, text="De broker heeft over deze persoon geen verwerkingen vastgelegd en bewaart niets.")
         return bytes(pdf.output())
     pdf.set_font("Helvetica", size=7)
     with pdf.table(col_widths=PDF_WIDTHS, first_row_as_headings=True, line_height=3.5, text_align="LEFT") as table:
-        for line in (reports.TABLE_COLUMNS, *lines):
+        for line in (access_table.TABLE_COLUMNS, *lines):
             row = table.row()
             for value in line:
                 row.cell(_latin1(value))
