@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import flash, redirect, render_template, request, url_for
-from sqlalchemy import select
 
 from broker import runtime
 from broker.auditing import Recorder, audited_step
@@ -22,6 +21,7 @@ from broker.csvio import csv_download
 from broker.errors import BrokerError, Forbidden, NotFound
 from broker.extensions import db
 from broker.models import Breach, BreachEvent, BreachParty, User
+from broker.review import breach_display as display
 from broker.review import breach_forms as forms
 from broker.review.auth import current_officer, login_required, officer_viewer
 from broker.review.forms import party_names
@@ -29,95 +29,17 @@ from broker.review.views import bp
 from broker.services import breach_views as views
 from broker.services import breaches as service
 from broker.services.audit_entries import record_review
-from broker.timefmt import duration_text, local_short, local_text
 from broker.users import BROKER_OFFICER
 from schemas.convenant import Convenant
 
-SOON = dt.timedelta(hours=6)  # an open breach this close to its deadline gets the amber line
-STATE_LABELS = {
-    service.GEMELD: "gemeld",
-    service.GENOTIFICEERD: "genotificeerd",
-    service.BEVESTIGD: "bevestigd",
-    service.TE_LAAT: "te laat",
-    service.GESLOTEN: "gesloten",
-}
-ROLE_LABELS = {service.REPORTER: "melder", service.AFFECTED: "betrokken partij"}
-EVENT_LABELS = {
-    "reported": "Gemeld",
-    "notified": "Partij geïnformeerd",
-    "acknowledged": "Ontvangst bevestigd",
-    "ap_decision": "Besluit melding AP vastgelegd",
-    "ap_overdue": "Besluit melding AP te laat",
-    "impact_corrected": "Impact gecorrigeerd",
-    "contained": "Partij opgeschort",
-    "containment_lifted": "Opschorting opgeheven",
-    "state_changed": "Status gewijzigd",
-    "closed": "Gesloten",
-}
 Action = Callable[[Recorder, dt.datetime], None]  # one service call, given the recorder and the time
 FLOWS = (("sent", "verstuurd"), ("received", "ontvangen"), ("fetched", "opgehaald"))
 
 
-# -- shown on every page ----------------------------------------------------------------------------
-
-
-def countdown_text(deadline: dt.datetime, now: dt.datetime) -> str:
-    """For example "nog 3 u 05 min" or "2 u 10 min te laat" (countdown.js writes the same)."""
-    seconds = (deadline - now).total_seconds()
-    return f"nog {duration_text(seconds)}" if seconds > 0 else f"{duration_text(seconds)} te laat"
-
-
-def iso_utc(moment: dt.datetime) -> str:
-    """A moment for `data-deadline` and `data-now`: ISO 8601 in UTC, whole seconds."""
-    return f"{moment.astimezone(dt.UTC):%Y-%m-%dT%H:%M:%SZ}"
-
-
-def _open_breaches(user: User) -> list[tuple[Breach, list[BreachParty]]]:
-    """The open breaches the officer may see, with their parties: one query."""
-    query = (
-        select(Breach, BreachParty)
-        .outerjoin(BreachParty, BreachParty.breach_id == Breach.id)
-        .where(Breach.closed_at.is_(None))
-        .order_by(Breach.number)
-    )
-    if user.role != BROKER_OFFICER:
-        query = query.where(Breach.id.in_(select(BreachParty.breach_id).where(BreachParty.party_id == user.party_id)))
-    grouped: dict[str, tuple[Breach, list[BreachParty]]] = {}
-    for breach, party in db.session.execute(query):
-        _breach, parties = grouped.setdefault(breach.id, (breach, []))
-        if party is not None:
-            parties.append(party)
-    return list(grouped.values())
-
-
-def breach_alerts() -> dict[str, list[dict[str, Any]]]:
-    """The late breaches (red bar) and those whose deadline is near (amber line) for this officer."""
-    user = current_officer()
-    alerts: dict[str, list[dict[str, Any]]] = {"late": [], "soon": []}
-    if user is None:
-        return alerts
-    now, convenants = runtime.now(), runtime.convenants()
-    for breach, parties in _open_breaches(user):
-        state = service.derive_state(breach, parties, now)
-        near = state in (service.GEMELD, service.GENOTIFICEERD) and breach.notify_deadline - now <= SOON
-        if state != service.TE_LAAT and not near:
-            continue
-        convenant = convenants.get(breach.convenant_id)
-        alerts["late" if state == service.TE_LAAT else "soon"].append(
-            {
-                "id": breach.id,
-                "number": breach.number,
-                "convenant": convenant.title if convenant else breach.convenant_id,
-                "countdown": countdown_text(breach.notify_deadline, now),
-                "deadline": local_text(breach.notify_deadline),
-            }
-        )
-    return alerts
-
-
 @bp.context_processor
 def _breach_context() -> dict[str, Any]:
-    return {"breach_alerts": breach_alerts}
+    """The red bar and amber line of late and near breaches, on every page."""
+    return {"breach_alerts": display.breach_alerts}
 
 
 # -- helpers ----------------------------------------------------------------------------------------
@@ -169,28 +91,6 @@ def _permissions(user: User, breach: Breach, parties: list[BreachParty]) -> Perm
         contain=broker,
         close=reporter,
     )
-
-
-def _when(moment: dt.datetime | str | None, long: bool = False) -> str:
-    """A stored moment (or its ISO text) as Amsterdam time, for tables or (long) sentences."""
-    if moment is None:
-        return "–"
-    if isinstance(moment, str):
-        moment = dt.datetime.fromisoformat(moment)
-    return local_text(moment) if long else local_short(moment)
-
-
-def _helpers(now: dt.datetime) -> dict[str, Any]:
-    return {
-        "now_iso": iso_utc(now),
-        "when": _when,
-        "iso_utc": iso_utc,
-        "countdown": lambda deadline: countdown_text(deadline, now),
-        "state_labels": STATE_LABELS,
-        "role_labels": ROLE_LABELS,
-        "party_names": party_names(),
-        "section": "datalekken",
-    }
 
 
 def _done(breach: Breach, message: str) -> Any:
@@ -247,7 +147,7 @@ def breaches() -> Any:
         state_error=error,
         states=service.STATES,
         can_report=bool(forms.reportable(runtime.convenants(), user)),
-        **_helpers(runtime.now()),
+        **display.helpers(runtime.now()),
     )
 
 
@@ -277,7 +177,7 @@ def _render_report(state: forms.FormState, status: int = 200) -> Any:
         broker=_is_broker(user),
         own_party=party_names().get(user.party_id or "", user.party_id),
         broker_itself=forms.BROKER_ITSELF,
-        **_helpers(runtime.now()),
+        **display.helpers(runtime.now()),
     ), status
 
 
@@ -344,7 +244,7 @@ def _render_detail(
         suspended={s["party_id"] for s in shown["containment"] if s["lifted_at"] is None},
         addable=[p for p in convenant.parties if p.id not in known],
         flows=FLOWS,
-        **_helpers(now),
+        **display.helpers(now),
     ), status
 
 
@@ -379,7 +279,7 @@ def _event_line(event: BreachEvent, convenant: Convenant) -> dict[str, Any]:
         parts.append(service.party_name(convenant, detail["party_id"]))
     if event.kind == "state_changed":
         before, after = str(detail.get("from")), str(detail.get("to"))
-        parts.append(f"{STATE_LABELS.get(before, before)} → {STATE_LABELS.get(after, after)}")
+        parts.append(f"{display.STATE_LABELS.get(before, before)} → {display.STATE_LABELS.get(after, after)}")
     if event.kind == "reported":
         affected = ", ".join(service.party_name(convenant, p) for p in detail.get("affected", [])) or "niemand"
         parts.append(f"{detail.get('data_subjects', 0)} betrokkenen; te informeren: {affected}")
@@ -396,7 +296,7 @@ def _event_line(event: BreachEvent, convenant: Convenant) -> dict[str, Any]:
     return {
         "at": event.at,
         "actor": event.actor,
-        "label": EVENT_LABELS.get(event.kind, event.kind),
+        "label": display.EVENT_LABELS.get(event.kind, event.kind),
         "detail": "; ".join(parts),
     }
 
