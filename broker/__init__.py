@@ -26,9 +26,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         app.config["MASTER_KEY_FILE"] = os.path.join(app.instance_path, "master.key")
 
     from broker import api, auth, bodies, cli, limits, logging, metrics, ops, review, runtime
+    from broker.breaches.gauges import BreachCollector
     from broker.extensions import api as smorest_api
     from broker.extensions import db
-    from broker.services.breach_gauges import BreachCollector
 
     logging.configure_logging(app.config["LOG_LEVEL"], app.config.get("LOG_FILE"))
     bodies.init_app(app)

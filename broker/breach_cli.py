@@ -13,11 +13,11 @@ from flask.cli import with_appcontext
 
 from broker import runtime
 from broker.auditing import audited_step, cli_actor
+from broker.breaches import containment, views
+from broker.breaches import state as breach_state
 from broker.csvio import csv_text, dict_rows
 from broker.errors import BrokerError
 from broker.extensions import db
-from broker.services import breach_views as views
-from broker.services import breaches as service
 from broker.timefmt import duration_text, local_short
 
 
@@ -33,15 +33,15 @@ def list_command(open_only: bool) -> None:
     """Show every breach with its state and deadline (Europe/Amsterdam)."""
     session = db.session
     now = runtime.now()
-    for breach in service.all_breaches(session):
-        parties = service.parties_of(session, breach)
-        state = service.derive_state(breach, parties, now)
-        if open_only and state == service.GESLOTEN:
+    for breach in breach_state.all_breaches(session):
+        parties = breach_state.parties_of(session, breach)
+        state = breach_state.derive_state(breach, parties, now)
+        if open_only and state == breach_state.GESLOTEN:
             continue
         left = (breach.notify_deadline - now).total_seconds()
         clock = f"nog {duration_text(left)}" if left > 0 else f"{duration_text(left)} over de termijn"
-        acked = sum(1 for p in parties if p.role == service.AFFECTED and p.acknowledged_at is not None)
-        affected = sum(1 for p in parties if p.role == service.AFFECTED)
+        acked = sum(1 for p in parties if p.role == breach_state.AFFECTED and p.acknowledged_at is not None)
+        affected = sum(1 for p in parties if p.role == breach_state.AFFECTED)
         click.echo(
             f"#{breach.number}  {state:<13} vastgesteld {local_short(breach.detected_at)}  "
             f"termijn {local_short(breach.notify_deadline)} ({clock})  bevestigd {acked}/{affected}  {breach.id}"
@@ -55,8 +55,8 @@ def register_command(output: str | None) -> None:
     """Export the breach register (AVG art. 33 lid 5) as CSV: every breach, reported to the AP or not."""
     session = db.session
     with audited_step(session, cli_actor()) as step:
-        rows = views.register_rows(session, service.all_breaches(session), runtime.convenants(), step.now)
-        step.record("breach.register_exported", service.breach_activity(), root=True)
+        rows = views.register_rows(session, breach_state.all_breaches(session), runtime.convenants(), step.now)
+        step.record("breach.register_exported", breach_state.breach_activity(), root=True)
     stream = open(output, "w", newline="", encoding="utf-8") if output else sys.stdout  # noqa: SIM115
     try:
         stream.writelines(csv_text(views.REGISTER_COLUMNS, dict_rows(rows, views.REGISTER_COLUMNS), delimiter=";"))
@@ -69,12 +69,12 @@ def _containment(breach_id: str, party_id: str, suspend: bool) -> None:
     session = db.session
     try:
         with audited_step(session, cli_actor()) as step:
-            breach = service.get_breach(session, breach_id, lock=True)
+            breach = breach_state.get_breach(session, breach_id, lock=True)
             convenant = runtime.get_convenant(breach.convenant_id)
             if suspend:
-                service.contain(session, breach, convenant, party_id, step.recorder, step.now)
+                containment.contain(session, breach, convenant, party_id, step.recorder, step.now)
             else:
-                service.lift(session, breach, party_id, step.recorder, step.now)
+                containment.lift(session, breach, party_id, step.recorder, step.now)
     except BrokerError as e:
         raise click.ClickException(e.detail) from e
 

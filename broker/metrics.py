@@ -3,7 +3,7 @@
 Counters and histograms live in the process that serves the request. Under `broker serve` every
 gunicorn worker writes them to files in PROMETHEUS_MULTIPROC_DIR (prometheus-client's multiprocess
 mode, set up by the serve command before any metric exists), and a scrape sums them over workers.
-The breach gauges (broker/services/breach_gauges.py) are read from the database at scrape time,
+The breach gauges (broker/breaches/gauges.py) are read from the database at scrape time,
 so they agree across workers and instances and never wait for a job.
 
 No label holds personal data or anything a caller typed: routes are URL rules

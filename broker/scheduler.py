@@ -21,8 +21,9 @@ from flask import Flask, current_app
 from audit.entry import Actor
 from broker import leases, mail, runtime
 from broker.auditing import audited_step
+from broker.breaches import escalation
 from broker.extensions import db
-from broker.services import breaches, matching, outbox, quarters, retention
+from broker.services import matching, outbox, quarters, retention
 
 log = structlog.get_logger("broker.scheduler")
 
@@ -42,7 +43,7 @@ class TickResult:
 def _breach_step() -> int:
     """Note delivered breach notices, move states on and escalate; audited as the scheduler."""
     with audited_step(db.session, Actor(type="system", id="scheduler")) as step:
-        return breaches.run_due(step.session, runtime.convenants(), step.recorder, step.now)
+        return escalation.run_due(step.session, runtime.convenants(), step.recorder, step.now)
 
 
 def tick(*, deliver: bool = True, post: outbox.Poster = outbox.post_json) -> TickResult:

@@ -4,7 +4,7 @@ The clock moves in 20-minute steps over a 32-hour outage and the scheduler ticks
 cases are routed, ended and forwarded and a breach is reported and runs past its 24-hour deadline.
 Then the receiver comes back on the same URL and the broker catches up. Nobody sleeps.
 
-What the product promises (broker/services/outbox.py, broker/scheduler.py, broker/services/breaches.py):
+What the product promises (broker/services/outbox.py, broker/scheduler.py, broker/breaches/):
 every attempt is kept, retries back off 1, 2, 4 ... minutes up to six hours, a message counts as
 delivered only on a 2xx, the breach goes `te laat` and escalates once at its deadline, also by
 e-mail to the privacy officers. It does not promise order across retries: within one run of the

@@ -24,12 +24,12 @@ from broker.api_base import (
 )
 from broker.auditing import audited_step
 from broker.auth import allow_suspended, current_caller, require_token
+from broker.breaches import escalation, impact, reporting, steps, views
+from broker.breaches import state as breach_state
 from broker.csvio import csv_download
 from broker.errors import BadRequest, Forbidden, NotFound
 from broker.extensions import db
 from broker.models import Breach
-from broker.services import breach_views as views
-from broker.services import breaches as service
 from schemas.convenant import Convenant
 
 blp = Blueprint("breaches", __name__, url_prefix="/api/v1/breaches", description="The 24-hour breach workflow")
@@ -174,7 +174,7 @@ BREACH = component(
             "detected_at": MOMENT_OUT,
             "deadline": MOMENT_OUT,
             "ap_deadline": MOMENT_OUT,
-            "state": {"type": "string", "enum": list(service.STATES)},
+            "state": {"type": "string", "enum": list(breach_state.STATES)},
             "late": {"type": "boolean"},
             "late_since": NULLABLE_MOMENT,
             "seconds_left": {"type": "integer", "nullable": True},
@@ -232,7 +232,7 @@ ACKNOWLEDGEMENT = component(
             "party_id": {"type": "string"},
             "acknowledged_at": MOMENT_OUT,
             "late": {"type": "boolean"},
-            "state": {"type": "string", "enum": list(service.STATES)},
+            "state": {"type": "string", "enum": list(breach_state.STATES)},
         },
     },
 )
@@ -263,8 +263,8 @@ def _convenant_for_report(convenant_id: str | None, party_id: str) -> Convenant:
 def _visible(breach_id: str, *, lock: bool = True) -> tuple[Breach, Convenant]:
     """The breach, if the caller's party reported it or is affected; otherwise it does not exist for them."""
     session = db.session
-    breach = service.get_breach(session, breach_id, lock=lock)
-    if service.party_row(session, breach, current_caller().party_id) is None:
+    breach = breach_state.get_breach(session, breach_id, lock=lock)
+    if breach_state.party_row(session, breach, current_caller().party_id) is None:
         raise NotFound("Dit datalek bestaat niet.")
     return breach, runtime.get_convenant(breach.convenant_id)
 
@@ -294,13 +294,13 @@ def report_breach() -> tuple[dict[str, Any], int, dict[str, str]]:
     scope_data = data["scope"]
     pseudonymiser = runtime.keyring().pseudonymiser(convenant.id)
     window = scope_data.get("window")
-    scope = service.Scope(
+    scope = impact.Scope(
         submissions=tuple(scope_data.get("submissions", ())),
         deliveries=tuple(scope_data.get("deliveries", ())),
         window=(window["from_"], window["to"]) if window else None,
         subjects=tuple(dict.fromkeys(pseudonymiser.pseudonymise_bsn(b) for b in scope_data.get("subjects", ()))),
     )
-    report = service.Report(
+    report = reporting.Report(
         convenant=convenant,
         reporting_party=caller.party_id,
         detected_at=data["detected_at"],
@@ -309,7 +309,7 @@ def report_breach() -> tuple[dict[str, Any], int, dict[str, str]]:
         scope=scope,
     )
     with audited_step(session, caller.actor) as step:
-        breach = service.report(session, report, step.recorder, step.now)
+        breach = reporting.report(session, report, step.recorder, step.now)
     return (
         views.view(session, breach, convenant, step.now, with_events=True),
         201,
@@ -320,7 +320,7 @@ def report_breach() -> tuple[dict[str, Any], int, dict[str, str]]:
 @blp.route("", methods=["GET"])
 @blp.doc(
     security=SECURITY,
-    parameters=[{"name": "state", "in": "query", "schema": {"type": "string", "enum": list(service.STATES)}}],
+    parameters=[{"name": "state", "in": "query", "schema": {"type": "string", "enum": list(breach_state.STATES)}}],
     responses=responses(
         {
             200: content_response(
@@ -338,9 +338,10 @@ def list_breaches() -> Any:
     session = db.session
     now = runtime.now()
     convenants = runtime.convenants()
-    rows = [b for b in service.visible_to_party(session, current_caller().party_id) if b.convenant_id in convenants]
+    visible = breach_state.visible_to_party(session, current_caller().party_id)
+    rows = [b for b in visible if b.convenant_id in convenants]
     wanted = request.args.get("state")
-    if wanted is not None and wanted not in service.STATES:
+    if wanted is not None and wanted not in breach_state.STATES:
         raise BadRequest(
             "Onbekende state.",
             errors=[
@@ -348,7 +349,7 @@ def list_breaches() -> Any:
                     "record": None,
                     "field": "state",
                     "code": "invalid_choice",
-                    "message": "Kies " + ", ".join(service.STATES) + ".",
+                    "message": "Kies " + ", ".join(breach_state.STATES) + ".",
                 }
             ],
         )
@@ -376,11 +377,11 @@ def get_breach(breach_id: str) -> dict[str, Any]:
     breach, convenant = _visible(breach_id)
     caller = current_caller()
     now = runtime.now()
-    party = service.party_row(session, breach, caller.party_id)
+    party = breach_state.party_row(session, breach, caller.party_id)
     if party is not None and party.notified_at is None:
         with audited_step(session, caller.actor) as step:
-            service.mark_notified(session, breach, party, "api", step.now, step.recorder)
-            service.refresh(session, breach, convenant, step.recorder, step.now)
+            escalation.mark_notified(session, breach, party, "api", step.now, step.recorder)
+            escalation.refresh(session, breach, convenant, step.recorder, step.now)
     return views.view(session, breach, convenant, now, with_events=True)
 
 
@@ -405,7 +406,7 @@ def acknowledge(breach_id: str) -> tuple[dict[str, Any], int]:
     breach, convenant = _visible(breach_id)
     caller = current_caller()
     with audited_step(session, caller.actor) as step:
-        party, first = service.acknowledge(session, breach, convenant, caller.party_id, step.recorder, step.now)
+        party, first = steps.acknowledge(session, breach, convenant, caller.party_id, step.recorder, step.now)
     now = step.now
     assert party.acknowledged_at is not None
     body = {
@@ -413,7 +414,7 @@ def acknowledge(breach_id: str) -> tuple[dict[str, Any], int]:
         "party_id": party.party_id,
         "acknowledged_at": party.acknowledged_at.isoformat(),
         "late": party.acknowledged_at > breach.notify_deadline,
-        "state": service.derive_state(breach, service.parties_of(session, breach), now),
+        "state": breach_state.derive_state(breach, breach_state.parties_of(session, breach), now),
     }
     return body, 201 if first else 200
 
@@ -432,14 +433,14 @@ def decide_ap(breach_id: str) -> tuple[dict[str, Any], int]:
     data = inputs.load(inputs.ApDecisionSchema(), inputs.request_json())
     breach, convenant = _visible(breach_id)
     caller = current_caller()
-    decision = service.ApDecision(
+    decision = steps.ApDecision(
         reported_to_ap=data["reported_to_ap"],
         ap_reference=data.get("ap_reference"),
         reported_at=data.get("reported_at"),
         reasoning=data.get("reasoning"),
     )
     with audited_step(session, caller.actor) as step:
-        party = service.decide_ap(session, breach, convenant, caller.party_id, decision, step.recorder, step.now)
+        party = steps.decide_ap(session, breach, convenant, caller.party_id, decision, step.recorder, step.now)
     shown = next(
         p for p in views.view(session, breach, convenant, step.now)["parties"] if p["party_id"] == party.party_id
     )
@@ -460,9 +461,9 @@ def correct_impact(breach_id: str) -> dict[str, Any]:
     data = inputs.load(inputs.CorrectionSchema(), inputs.request_json())
     breach, convenant = _visible(breach_id)
     _own_report(breach)
-    correction = service.Correction.from_input(data)
+    correction = steps.Correction.from_input(data)
     with audited_step(session, current_caller().actor) as step:
-        service.correct_impact(session, breach, convenant, correction, step.recorder, step.now)
+        steps.correct_impact(session, breach, convenant, correction, step.recorder, step.now)
     return views.view(session, breach, convenant, step.now, with_events=True)
 
 
@@ -481,5 +482,5 @@ def close_breach(breach_id: str) -> dict[str, Any]:
     breach, convenant = _visible(breach_id)
     _own_report(breach)
     with audited_step(session, current_caller().actor) as step:
-        service.close(session, breach, convenant, data["measures"], step.recorder, step.now)
+        steps.close(session, breach, convenant, data["measures"], step.recorder, step.now)
     return views.view(session, breach, convenant, step.now, with_events=True)

@@ -8,23 +8,23 @@ from typing import Any
 from sqlalchemy import select
 
 from broker import runtime
+from broker.breaches import state as breach_state
 from broker.extensions import db
 from broker.models import Breach, BreachParty, User
 from broker.review.auth import current_officer
 from broker.review.forms import party_names
-from broker.services import breaches as service
 from broker.timefmt import duration_text, local_short, local_text
 from broker.users import BROKER_OFFICER
 
 SOON = dt.timedelta(hours=6)  # an open breach this close to its deadline gets the amber line
 STATE_LABELS = {
-    service.GEMELD: "gemeld",
-    service.GENOTIFICEERD: "genotificeerd",
-    service.BEVESTIGD: "bevestigd",
-    service.TE_LAAT: "te laat",
-    service.GESLOTEN: "gesloten",
+    breach_state.GEMELD: "gemeld",
+    breach_state.GENOTIFICEERD: "genotificeerd",
+    breach_state.BEVESTIGD: "bevestigd",
+    breach_state.TE_LAAT: "te laat",
+    breach_state.GESLOTEN: "gesloten",
 }
-ROLE_LABELS = {service.REPORTER: "melder", service.AFFECTED: "betrokken partij"}
+ROLE_LABELS = {breach_state.REPORTER: "melder", breach_state.AFFECTED: "betrokken partij"}
 EVENT_LABELS = {
     "reported": "Gemeld",
     "notified": "Partij geïnformeerd",
@@ -76,12 +76,12 @@ def breach_alerts() -> dict[str, list[dict[str, Any]]]:
         return alerts
     now, convenants = runtime.now(), runtime.convenants()
     for breach, parties in _open_breaches(user):
-        state = service.derive_state(breach, parties, now)
-        near = state in (service.GEMELD, service.GENOTIFICEERD) and breach.notify_deadline - now <= SOON
-        if state != service.TE_LAAT and not near:
+        state = breach_state.derive_state(breach, parties, now)
+        near = state in (breach_state.GEMELD, breach_state.GENOTIFICEERD) and breach.notify_deadline - now <= SOON
+        if state != breach_state.TE_LAAT and not near:
             continue
         convenant = convenants.get(breach.convenant_id)
-        alerts["late" if state == service.TE_LAAT else "soon"].append(
+        alerts["late" if state == breach_state.TE_LAAT else "soon"].append(
             {
                 "id": breach.id,
                 "number": breach.number,

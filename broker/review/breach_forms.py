@@ -19,9 +19,9 @@ from werkzeug.datastructures import MultiDict
 
 from broker import runtime
 from broker.api import breach_input as inputs
+from broker.breaches import impact, reporting, steps
 from broker.errors import BrokerError, ValidationFailed
 from broker.models import Breach, User
-from broker.services import breaches as service
 from broker.timefmt import local
 from broker.users import BROKER_OFFICER
 from schemas.convenant import Convenant
@@ -160,7 +160,7 @@ def read_bsns(raw: str, state: FormState) -> list[str]:
 
 def read_report(
     form: MultiDict[str, str], user: User, convenants: Mapping[str, Convenant]
-) -> tuple[service.Report | None, FormState]:
+) -> tuple[reporting.Report | None, FormState]:
     """Check the report form; return the report for the service, or None and the errors."""
     values = typed(form, REPORT_FIELDS) | typed(form, ID_LISTS, (MAX_LINES + 1) * (inputs.SHORT_TEXT + 2))
     state = FormState(shown(values))
@@ -195,13 +195,13 @@ def read_report(
         return None, state
     pseudonymiser = runtime.keyring().pseudonymiser(convenant.id)
     window = data["scope"].get("window")
-    report = service.Report(
+    report = reporting.Report(
         convenant=convenant,
         reporting_party=reporting_party,
         detected_at=data["detected_at"],
         description=data["description"],
         suspected_cause=data["suspected_cause"],
-        scope=service.Scope(
+        scope=impact.Scope(
             submissions=tuple(data["scope"].get("submissions", ())),
             deliveries=tuple(data["scope"].get("deliveries", ())),
             window=(window["from_"], window["to"]) if window else None,
@@ -233,7 +233,7 @@ def report_lines(form: Mapping[str, str]) -> dict[str, list[int]]:
 
 def read_ap_decision(
     form: MultiDict[str, str], fixed_party: str | None
-) -> tuple[str, service.ApDecision | None, FormState]:
+) -> tuple[str, steps.ApDecision | None, FormState]:
     """Check the AP decision form; the party is the officer's own, or chosen by the broker's officer."""
     values = typed(form, ("party", "reported", "ap_reference", "reported_at", "reasoning"))
     state = FormState(shown(values))
@@ -252,7 +252,7 @@ def read_ap_decision(
         return party_id, None, state
     if not state.ok:
         return party_id, None, state
-    decision = service.ApDecision(
+    decision = steps.ApDecision(
         reported_to_ap=data["reported_to_ap"],
         ap_reference=data.get("ap_reference"),
         reported_at=data.get("reported_at"),
@@ -275,7 +275,7 @@ def correction_values(breach: Breach) -> dict[str, Any]:
 
 def read_correction(
     form: MultiDict[str, str], breach: Breach, convenant: Convenant
-) -> tuple[service.Correction | None, FormState]:
+) -> tuple[steps.Correction | None, FormState]:
     """Check the correction form; only what differs from the current impact is corrected."""
     current = correction_values(breach)
     values: dict[str, Any] = typed(form, ["reason", "data_subjects", *(f"cat_{c}" for c in convenant.categories)])
@@ -307,7 +307,7 @@ def read_correction(
         return None, state
     if not state.ok:
         return None, state
-    correction = service.Correction.from_input(data)
+    correction = steps.Correction.from_input(data)
     return correction, state
 
 

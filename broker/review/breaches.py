@@ -1,6 +1,6 @@
 """The breach pages of the review interface ("Datalekken"): report, follow and close data breaches.
 
-All logic lives in `broker.services.breaches`; these views check who may do what, read the forms
+All logic lives in the `broker.breaches` package; these views check who may do what, read the forms
 (`broker.review.breach_forms`) and show the service's errors at the fields they concern. Every
 step is audited by the service in one `audited_step`. The state of a breach is
 derived as of now, so a passed deadline shows at once, without waiting for the scheduler.
@@ -17,6 +17,8 @@ from flask import flash, redirect, render_template, request, url_for
 
 from broker import runtime
 from broker.auditing import Recorder, audited_step
+from broker.breaches import containment, notices, reporting, steps, views
+from broker.breaches import state as breach_state
 from broker.csvio import csv_download
 from broker.errors import BrokerError, Forbidden, NotFound
 from broker.extensions import db
@@ -26,8 +28,6 @@ from broker.review import breach_forms as forms
 from broker.review.auth import current_officer, login_required, officer_viewer
 from broker.review.forms import party_names
 from broker.review.views import bp
-from broker.services import breach_views as views
-from broker.services import breaches as service
 from broker.services.audit_entries import record_review
 from broker.users import BROKER_OFFICER
 from schemas.convenant import Convenant
@@ -58,8 +58,8 @@ def _is_broker(user: User) -> bool:
 def _visible(breach_id: str) -> tuple[Breach, Convenant]:
     """The breach, if the officer may see it: a party's officer only those of their party."""
     user, session = _user(), db.session
-    breach = service.get_breach(session, breach_id)
-    if not _is_broker(user) and service.party_row(session, breach, user.party_id or "") is None:
+    breach = breach_state.get_breach(session, breach_id)
+    if not _is_broker(user) and breach_state.party_row(session, breach, user.party_id or "") is None:
         raise NotFound("Dit datalek bestaat niet.")
     convenant = runtime.convenants().get(breach.convenant_id)
     if convenant is None:
@@ -85,7 +85,7 @@ def _permissions(user: User, breach: Breach, parties: list[BreachParty]) -> Perm
     own = next((p for p in parties if p.party_id == user.party_id), None)
     reporter = broker or (user.party_id is not None and user.party_id == breach.reporting_party_id)
     return Permissions(
-        acknowledge=own is not None and own.role == service.AFFECTED and own.acknowledged_at is None,
+        acknowledge=own is not None and own.role == breach_state.AFFECTED and own.acknowledged_at is None,
         decide_for=tuple(p.party_id for p in parties) if broker else ((own.party_id,) if own else ()),
         correct=reporter,
         contain=broker,
@@ -103,14 +103,14 @@ def _done(breach: Breach, message: str) -> Any:
 
 def _listed(user: User, wanted: str) -> tuple[list[dict[str, Any]], list[Breach]]:
     session, now, convenants = db.session, runtime.now(), runtime.convenants()
-    found = service.all_breaches(session, None if _is_broker(user) else user.party_id)
+    found = breach_state.all_breaches(session, None if _is_broker(user) else user.party_id)
     rows, kept = [], []
     for breach in found:
         convenant = convenants.get(breach.convenant_id)
         if convenant is None:
             continue
-        parties = service.parties_of(session, breach)
-        state = service.derive_state(breach, parties, now)
+        parties = breach_state.parties_of(session, breach)
+        state = breach_state.derive_state(breach, parties, now)
         if wanted and state != wanted:
             continue
         kept.append(breach)
@@ -119,8 +119,8 @@ def _listed(user: User, wanted: str) -> tuple[list[dict[str, Any]], list[Breach]
                 "breach": breach,
                 "convenant": convenant,
                 "state": state,
-                "ticking": state not in (service.BEVESTIGD, service.GESLOTEN),
-                "reporter": service.party_name(convenant, breach.reporting_party_id),
+                "ticking": state not in (breach_state.BEVESTIGD, breach_state.GESLOTEN),
+                "reporter": notices.party_name(convenant, breach.reporting_party_id),
             }
         )
     return rows, kept
@@ -128,7 +128,7 @@ def _listed(user: User, wanted: str) -> tuple[list[dict[str, Any]], list[Breach]
 
 def _state_arg() -> tuple[str, str | None]:
     wanted = request.args.get("status", "").strip()
-    if wanted and wanted not in service.STATES:
+    if wanted and wanted not in breach_state.STATES:
         return "", "Kies een van de statussen uit de lijst."
     return wanted, None
 
@@ -145,7 +145,7 @@ def breaches() -> Any:
         rows=rows,
         wanted=wanted,
         state_error=error,
-        states=service.STATES,
+        states=breach_state.STATES,
         can_report=bool(forms.reportable(runtime.convenants(), user)),
         **display.helpers(runtime.now()),
     )
@@ -200,7 +200,7 @@ def new_breach() -> Any:
         return _render_report(state, 422)
     try:
         with audited_step(db.session, officer_viewer(user).actor) as step:
-            breach = service.report(step.session, report, step.recorder, step.now)
+            breach = reporting.report(step.session, report, step.recorder, step.now)
     except BrokerError as e:
         return _render_report(
             forms.apply_error(state, e, forms.REPORT_PATHS, forms.report_lines(request.form)), e.status
@@ -215,7 +215,7 @@ def _render_detail(
     breach: Breach, convenant: Convenant, states: dict[str, forms.FormState] | None = None, status: int = 200
 ) -> Any:
     session, user, now = db.session, _user(), runtime.now()
-    parties = service.parties_of(session, breach)
+    parties = breach_state.parties_of(session, breach)
     may = _permissions(user, breach, parties)
     shown = views.view(session, breach, convenant, now)
     defaults = {
@@ -276,12 +276,12 @@ def _event_line(event: BreachEvent, convenant: Convenant) -> dict[str, Any]:
     detail = event.detail or {}
     parts = []
     if "party_id" in detail:
-        parts.append(service.party_name(convenant, detail["party_id"]))
+        parts.append(notices.party_name(convenant, detail["party_id"]))
     if event.kind == "state_changed":
         before, after = str(detail.get("from")), str(detail.get("to"))
         parts.append(f"{display.STATE_LABELS.get(before, before)} → {display.STATE_LABELS.get(after, after)}")
     if event.kind == "reported":
-        affected = ", ".join(service.party_name(convenant, p) for p in detail.get("affected", [])) or "niemand"
+        affected = ", ".join(notices.party_name(convenant, p) for p in detail.get("affected", [])) or "niemand"
         parts.append(f"{detail.get('data_subjects', 0)} betrokkenen; te informeren: {affected}")
     if "via" in detail:
         parts.append(f"via {detail['via']}")
@@ -330,7 +330,7 @@ def acknowledge_breach(breach_id: str) -> Any:
     party_id = user.party_id
 
     def run(recorder: Recorder, now: dt.datetime) -> None:
-        service.acknowledge(db.session, breach, convenant, party_id, recorder, now)
+        steps.acknowledge(db.session, breach, convenant, party_id, recorder, now)
 
     return _step(breach, convenant, "ack", forms.FormState(), run, "De ontvangst van de melding is bevestigd.")
 
@@ -342,14 +342,14 @@ def decide_breach_ap(breach_id: str) -> Any:
     breach, convenant = _visible(breach_id)
     user = _user()
     party_id, decision, state = forms.read_ap_decision(request.form, None if _is_broker(user) else user.party_id)
-    if party_id and party_id not in _permissions(user, breach, service.parties_of(db.session, breach)).decide_for:
+    if party_id and party_id not in _permissions(user, breach, breach_state.parties_of(db.session, breach)).decide_for:
         state.add("party", "Voor deze partij kunt u geen besluit vastleggen.")
     if decision is None or not state.ok:
         return _render_detail(breach, convenant, {"ap": state}, 422)
-    name = service.party_name(convenant, party_id)
+    name = notices.party_name(convenant, party_id)
 
     def run(recorder: Recorder, now: dt.datetime) -> None:
-        service.decide_ap(db.session, breach, convenant, party_id, decision, recorder, now)
+        steps.decide_ap(db.session, breach, convenant, party_id, decision, recorder, now)
 
     return _step(breach, convenant, "ap", state, run, f"Het besluit over melding aan de AP van {name} is vastgelegd.")
 
@@ -359,14 +359,14 @@ def decide_breach_ap(breach_id: str) -> Any:
 def correct_breach_impact(breach_id: str) -> Any:
     """Correct the computed impact (the reporter's officer or the broker's); the reason is required."""
     breach, convenant = _visible(breach_id)
-    if not _permissions(_user(), breach, service.parties_of(db.session, breach)).correct:
+    if not _permissions(_user(), breach, breach_state.parties_of(db.session, breach)).correct:
         raise Forbidden("Alleen de melder of de privacy officer van de broker kan de impact corrigeren.")
     correction, state = forms.read_correction(request.form, breach, convenant)
     if correction is None:
         return _render_detail(breach, convenant, {"impact": state}, 422)
 
     def run(recorder: Recorder, now: dt.datetime) -> None:
-        service.correct_impact(db.session, breach, convenant, correction, recorder, now)
+        steps.correct_impact(db.session, breach, convenant, correction, recorder, now)
 
     return _step(breach, convenant, "impact", state, run, "De impact is gecorrigeerd; de partijen krijgen bericht.")
 
@@ -380,13 +380,13 @@ def contain_breach(breach_id: str) -> Any:
         raise Forbidden("Alleen de privacy officer van de broker kan een partij opschorten.")
     party_id = request.form.get("party", "")
     lifting = request.form.get("action") == "opheffen"
-    name = service.party_name(convenant, party_id)
+    name = notices.party_name(convenant, party_id)
 
     def run(recorder: Recorder, now: dt.datetime) -> None:
         if lifting:
-            service.lift(db.session, breach, party_id, recorder, now)
+            containment.lift(db.session, breach, party_id, recorder, now)
         else:
-            service.contain(db.session, breach, convenant, party_id, recorder, now)
+            containment.contain(db.session, breach, convenant, party_id, recorder, now)
 
     message = f"De opschorting van {name} is opgeheven." if lifting else f"{name} is opgeschort."
     return _step(breach, convenant, "contain", forms.FormState({"party": party_id}), run, message)
@@ -397,13 +397,13 @@ def contain_breach(breach_id: str) -> Any:
 def close_breach(breach_id: str) -> Any:
     """Close the breach: the measures taken and every party's AP decision are required."""
     breach, convenant = _visible(breach_id)
-    if not _permissions(_user(), breach, service.parties_of(db.session, breach)).close:
+    if not _permissions(_user(), breach, breach_state.parties_of(db.session, breach)).close:
         raise Forbidden("Alleen de melder of de privacy officer van de broker kan het datalek sluiten.")
     measures, state = forms.read_measures(request.form)
     if measures is None:
         return _render_detail(breach, convenant, {"close": state}, 422)
 
     def run(recorder: Recorder, now: dt.datetime) -> None:
-        service.close(db.session, breach, convenant, measures, recorder, now)
+        steps.close(db.session, breach, convenant, measures, recorder, now)
 
     return _step(breach, convenant, "close", state, run, f"Datalek {breach.number} is gesloten.")

@@ -19,11 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from broker.errors import ValidationFailed
-from broker.models import (
-    AuditEntryRow,
-    Delivery,
-    Submission,
-)
+from broker.models import AuditEntryRow, Delivery, Submission
 from broker.services.delivery import is_uuid
 from schemas.convenant import Convenant
 

@@ -13,8 +13,8 @@ from prometheus_client.registry import Collector
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from broker.breaches.state import AFFECTED, derive_state
 from broker.models import Breach, BreachParty
-from broker.services.breaches import AFFECTED, derive_state
 
 
 class BreachCollector(Collector):

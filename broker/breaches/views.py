@@ -11,15 +11,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from broker.models import (
-    Breach,
-    BreachEvent,
-    BreachParty,
-    OutboxAttempt,
-    OutboxEntry,
-)
-from broker.services.breach_impact import Scope
-from broker.services.breaches import (
+from broker.breaches.containment import suspensions_of
+from broker.breaches.impact import Scope
+from broker.breaches.notices import party_name
+from broker.breaches.state import (
     AFFECTED,
     BEVESTIGD,
     BROKER_REPORTER,
@@ -28,9 +23,8 @@ from broker.services.breaches import (
     derive_state,
     is_late,
     parties_of,
-    party_name,
-    suspensions_of,
 )
+from broker.models import Breach, BreachEvent, BreachParty, OutboxAttempt, OutboxEntry
 from broker.timefmt import local_text
 from schemas.convenant import Convenant
 
