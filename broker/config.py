@@ -47,6 +47,8 @@ class Defaults:
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
     PERMANENT_SESSION_LIFETIME = 8 * 3600  # seconds of inactivity after which an officer logs in again
+    # Seconds after logging in that a review session ends however active it is.
+    REVIEW_SESSION_MAX_LIFETIME = 12 * 3600
     REVIEW_PER_PAGE = 50
     # Where the last full verification's result is kept (default <instance>/audit-verify-<db>.json).
     REVIEW_VERIFY_FILE: str | None = None

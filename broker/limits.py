@@ -54,6 +54,11 @@ def client_address() -> str:
     return request.remote_addr or "onbekend"
 
 
+def login_subject(username: str) -> str:
+    """What failed logins of `username` count against."""
+    return username
+
+
 @dataclass(frozen=True)
 class Lockout:
     until: dt.datetime

@@ -229,13 +229,15 @@ def _locked_out_page(lockout: limits.Lockout, now: Any) -> tuple[str, int, dict[
 
 @bp.post("/logout")
 def logout() -> Any:
-    """Log out: the session is emptied."""
+    """Log out: the session ends on the server (a copy of the cookie opens nothing) and is emptied."""
     user = current_officer()
+    recorder = None
     if user is not None:
         recorder = request_recorder(officer_viewer(user).actor)
         recorder.add("user.logged_out", broker_activity("user"), root=True, attributes={"username": user.username})
-        commit_audited(db.session, recorder)
     log_out()
+    if recorder is not None:
+        commit_audited(db.session, recorder)  # with the session's end
     flash("U bent uitgelogd.", "info")
     return redirect(url_for("review.login"))
 
