@@ -32,7 +32,8 @@ class Defaults:
     TOKEN_ISSUER = "convenant-broker"
     API_AUDIENCE = "convenant-broker-api"
     ACCESS_TOKEN_LIFETIME = 3600
-    # The externally visible base URL, used for the token endpoint `aud`; from the request if unset.
+    # The externally visible base URL (https://broker.example.nl). Client assertions must name its
+    # /oauth/token as `aud`; the request's Host header never counts. Required to serve.
     PUBLIC_URL: str | None = None
 
     # The C2SP checkpoint origin (and signing key name) of the audit log.
