@@ -76,11 +76,18 @@ class Defaults:
     TRUSTED_PROXIES = 0
     # /metrics asks for this bearer token when set (else it is open: serve it on an internal network).
     METRICS_TOKEN: str | None = None
-    # Failed token requests and logins: per client or username, this many in LOCKOUT_WINDOW seconds
-    # lock it out for LOCKOUT_SECONDS. Per address, RATELIMIT_* limit the request rate (flask-limiter).
+    # Failed token requests and logins: per client or username, and address, this many in
+    # LOCKOUT_WINDOW seconds lock it out for LOCKOUT_SECONDS. Per address, RATELIMIT_* limit the
+    # request rate (flask-limiter).
     LOCKOUT_FAILURES = 5
     LOCKOUT_WINDOW = 15 * 60
     LOCKOUT_SECONDS = 15 * 60
+    # Logins are locked out per username *and* address. Against guessing one username from many
+    # addresses: past this many failures in LOCKOUT_WINDOW (all addresses together), each failure
+    # makes the next attempt wait 1, 2, 4 ... up to LOGIN_SLOWDOWN_MAX seconds, except from an
+    # address the officer has logged in from before (broker/limits.py).
+    LOGIN_SLOWDOWN_FAILURES = 20
+    LOGIN_SLOWDOWN_MAX = 60
     RATELIMIT_TOKEN = "30 per minute"
     RATELIMIT_LOGIN = "10 per minute"
     RATELIMIT_STORAGE_URI = "memory://"

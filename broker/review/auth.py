@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from flask import abort, current_app, g, redirect, request, session, url_for
+from sqlalchemy import delete
 
 from audit.entry import Actor
 from broker import limits, runtime
@@ -121,6 +122,13 @@ def log_in(user: User) -> None:
         created_at=now, last_seen_at=now, ended_at=None,
     )
     db.session.add(row)
+    # Rows long past their lifetime only served to remember the addresses the officer uses.
+    db.session.execute(
+        delete(ReviewSession).where(
+            ReviewSession.username == user.username,
+            ReviewSession.created_at < now - dt.timedelta(days=limits.KNOWN_ADDRESS_DAYS),
+        )
+    )
     session.clear()
     session.permanent = True
     session[SESSION_TOKEN] = token
