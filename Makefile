@@ -4,6 +4,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PORT   ?= 8000
 export PORT
+# The demo's own address: client assertions name $(PUBLIC_URL)/oauth/token as their aud.
+PUBLIC_URL ?= http://127.0.0.1:$(PORT)
 
 .PHONY: run test install lint bench clean
 
@@ -21,8 +23,8 @@ install: $(VENV)/.installed
 ## The local demo runs on plain http, so its review session cookie cannot be `Secure`.
 run: install
 	$(BIN)/broker init
-	$(BIN)/broker demo setup
-	BROKER_SESSION_COOKIE_SECURE=false $(BIN)/broker serve --port $(PORT)
+	BROKER_PUBLIC_URL=$(PUBLIC_URL) $(BIN)/broker demo setup
+	BROKER_SESSION_COOKIE_SECURE=false BROKER_PUBLIC_URL=$(PUBLIC_URL) $(BIN)/broker serve --port $(PORT)
 
 ## Run the whole test suite (SQLite unless BROKER_DATABASE_URL names a PostgreSQL database).
 test: install

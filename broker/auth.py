@@ -16,8 +16,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import structlog
 from cryptography.hazmat.primitives.asymmetric import ec
-from flask import current_app, g, request, url_for
+from flask import current_app, g, request
 from flask_smorest import Blueprint
 from joserfc import jws, jwt
 from joserfc.errors import JoseError
@@ -28,7 +29,7 @@ from sqlalchemy.exc import IntegrityError
 from audit.entry import Actor
 from broker import limits, runtime
 from broker.auditing import broker_activity, commit_audited, request_recorder
-from broker.errors import BadRequest, Forbidden, OAuthError, Unauthorized
+from broker.errors import BadRequest, Forbidden, OAuthError, ServiceUnavailable, Unauthorized
 from broker.extensions import db
 from broker.models import AssertionJti, Client, PartySuspension
 
@@ -69,10 +70,15 @@ def import_public_key(jwk: dict[str, Any]) -> RSAKey | ECKey:
 
 
 def token_endpoint_url() -> str:
+    """The `aud` every client assertion must name: PUBLIC_URL's token endpoint, never the request's
+    Host header (a client picks that, so it would let an assertion made for another server in)."""
     base = current_app.config.get("PUBLIC_URL")
-    if base:
-        return base.rstrip("/") + "/oauth/token"
-    return url_for("oauth.token", _external=True)
+    if not base:
+        structlog.get_logger("broker.auth").error("token endpoint refused", reason="PUBLIC_URL is not set")
+        raise ServiceUnavailable(
+            "De broker kent zijn publieke adres niet (BROKER_PUBLIC_URL); er is geen token uitgegeven."
+        )
+    return str(base).rstrip("/") + "/oauth/token"
 
 
 def _unverified(assertion: str) -> tuple[Any, Client | None]:
@@ -225,6 +231,7 @@ def issue_access_token(client: Client, now: dt.datetime) -> dict[str, Any]:
 @limits.limiter.limit(limits.token_rate, error_message=limits.TOO_MANY)
 def token() -> tuple[dict[str, Any], int, dict[str, str]]:
     """Issue an access token (client_credentials with private_key_jwt)."""
+    token_endpoint_url()  # 503 before anything is counted or audited when PUBLIC_URL is missing
     form = request.form
     claimed = _claimed_client(form.get("client_assertion"))
     client_id = claimed.client_id if claimed is not None else None

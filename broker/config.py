@@ -32,7 +32,8 @@ class Defaults:
     TOKEN_ISSUER = "convenant-broker"
     API_AUDIENCE = "convenant-broker-api"
     ACCESS_TOKEN_LIFETIME = 3600
-    # The externally visible base URL, used for the token endpoint `aud`; from the request if unset.
+    # The externally visible base URL (https://broker.example.nl). Client assertions must name its
+    # /oauth/token as `aud`; the request's Host header never counts. Required to serve.
     PUBLIC_URL: str | None = None
 
     # The C2SP checkpoint origin (and signing key name) of the audit log.
@@ -47,6 +48,8 @@ class Defaults:
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
     PERMANENT_SESSION_LIFETIME = 8 * 3600  # seconds of inactivity after which an officer logs in again
+    # Seconds after logging in that a review session ends however active it is.
+    REVIEW_SESSION_MAX_LIFETIME = 12 * 3600
     REVIEW_PER_PAGE = 50
     # Where the last full verification's result is kept (default <instance>/audit-verify-<db>.json).
     REVIEW_VERIFY_FILE: str | None = None
@@ -73,11 +76,18 @@ class Defaults:
     TRUSTED_PROXIES = 0
     # /metrics asks for this bearer token when set (else it is open: serve it on an internal network).
     METRICS_TOKEN: str | None = None
-    # Failed token requests and logins: per client or username, this many in LOCKOUT_WINDOW seconds
-    # lock it out for LOCKOUT_SECONDS. Per address, RATELIMIT_* limit the request rate (flask-limiter).
+    # Failed token requests and logins: per client or username, and address, this many in
+    # LOCKOUT_WINDOW seconds lock it out for LOCKOUT_SECONDS. Per address, RATELIMIT_* limit the
+    # request rate (flask-limiter).
     LOCKOUT_FAILURES = 5
     LOCKOUT_WINDOW = 15 * 60
     LOCKOUT_SECONDS = 15 * 60
+    # Logins are locked out per username *and* address. Against guessing one username from many
+    # addresses: past this many failures in LOCKOUT_WINDOW (all addresses together), each failure
+    # makes the next attempt wait 1, 2, 4 ... up to LOGIN_SLOWDOWN_MAX seconds, except from an
+    # address the officer has logged in from before (broker/limits.py).
+    LOGIN_SLOWDOWN_FAILURES = 20
+    LOGIN_SLOWDOWN_MAX = 60
     RATELIMIT_TOKEN = "30 per minute"
     RATELIMIT_LOGIN = "10 per minute"
     RATELIMIT_STORAGE_URI = "memory://"

@@ -109,8 +109,8 @@ def demo_setup_command() -> None:
     header = columns(convenant)
     example.write_text("".join(csv_text(header, dict_rows(EXAMPLE_ROWS, header))), newline="")
 
-    port = os.environ.get("PORT", "8000")
-    base = f"http://127.0.0.1:{port}"
+    # The address clients are told is the one the broker checks their assertions' aud against.
+    base = str(current_app.config.get("PUBLIC_URL") or f"http://127.0.0.1:{os.environ.get('PORT', '8000')}").rstrip("/")
     rel = os.path.relpath(directory)
     click.echo("\nDemo parties (private keys stay in " + rel + "):")
     for party_id, client_id in clients.items():

@@ -8,10 +8,16 @@ Two defences, both audited:
   LOCKOUT_FAILURES failures within LOCKOUT_WINDOW seconds lock the subject for LOCKOUT_SECONDS.
   The subject of a token request is the client it claims *and* the address it comes from: a
   stranger who knows a party's client_id must not be able to lock the party's own system out.
-  The subject of a login is the username (existing or not, so a lockout tells nothing about
-  which accounts exist).
+  The subject of a login is the username *and* the address, for the same reason: a stranger must
+  not be able to lock the privacy officer out during a breach. Usernames count whether or not
+  they exist, so a lockout tells nothing about which accounts exist.
+- **Slowdown per username**, against guessing from many addresses: LOGIN_SLOWDOWN_FAILURES
+  failures of one username within LOCKOUT_WINDOW, from all addresses together, make every further
+  failure delay the next attempt (1, 2, 4 ... up to LOGIN_SLOWDOWN_MAX seconds). The delay holds
+  only for addresses the officer has not logged in from in the last KNOWN_ADDRESS_DAYS, so it
+  never keeps an officer out of their own desk.
 Every refusal writes an audit entry with the broker as actor (the claimed identity is unproven),
-and so does every lockout.
+and so does every lockout and the start of a slowdown.
 """
 
 from __future__ import annotations
@@ -23,13 +29,14 @@ from typing import Any
 from flask import Flask, current_app, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from audit.entry import Actor
 from broker import runtime
 from broker.auditing import Recorder, broker_activity, commit_audited
-from broker.models import SignInFailure
+from broker.models import ReviewSession, SignInFailure
 
 TOKEN = "token"
 LOGIN = "login"
@@ -52,6 +59,15 @@ def login_rate() -> str:
 
 def client_address() -> str:
     return request.remote_addr or "onbekend"
+
+
+LOGIN_USER = "login-user"  # a username's failures from every address, for the slowdown
+KNOWN_ADDRESS_DAYS = 90
+
+
+def login_subject(username: str) -> str:
+    """What failed logins of `username` from this address count against (no address has a space)."""
+    return f"{client_address()} {username}"
 
 
 @dataclass(frozen=True)
@@ -79,12 +95,38 @@ def locked(session: Session, kind: str, subject: str, now: dt.datetime) -> Locko
     return None
 
 
-def refuse(
-    session: Session, kind: str, subject: str | None, reason: str, attributes: dict[str, Any]
-) -> Lockout | None:
-    """Audit a failed sign-in and count it against `subject`; the lockout it causes, if it does.
+def known_address(session: Session, username: str, now: dt.datetime) -> bool:
+    """Whether `username` logged in from this address in the last KNOWN_ADDRESS_DAYS."""
+    since = now - dt.timedelta(days=KNOWN_ADDRESS_DAYS)
+    found = session.scalar(
+        select(ReviewSession.token_hash).where(
+            ReviewSession.username == username[:100],
+            ReviewSession.address == client_address()[:100],
+            ReviewSession.created_at >= since,
+        ).limit(1)
+    )
+    return found is not None
 
-    Rolls back whatever the failed attempt did, then commits the audit entry and the count.
+
+def slowed(session: Session, username: str, now: dt.datetime) -> Lockout | None:
+    """The wait before `username` may be tried again from an address it has not logged in from."""
+    if known_address(session, username, now):
+        return None
+    return locked(session, LOGIN_USER, username, now)
+
+
+def refuse(
+    session: Session,
+    kind: str,
+    subject: str | None,
+    reason: str,
+    attributes: dict[str, Any],
+    username: str | None = None,
+) -> Lockout | None:
+    """Audit a failed sign-in and count it against `subject` (and a login's `username` against its
+    slowdown); the lockout it causes, if it does.
+
+    Rolls back whatever the failed attempt did, then commits the audit entry and the counts.
     """
     session.rollback()
     now = runtime.now()
@@ -100,12 +142,19 @@ def refuse(
                 f"{kind}.locked_out", activity, status="Error",
                 attributes={**attributes, "address": client_address(), "until": lockout.until.isoformat()},
             )
+    if username is not None:
+        started = _count_slowdown(session, username[:200], now)
+        if started is not None:
+            recorder.add(
+                "login.slowed_down", activity, status="Error",
+                attributes={**attributes, "until": started.until.isoformat()},
+            )
     commit_audited(session, recorder)
     return lockout
 
 
-def _count(session: Session, kind: str, subject: str, now: dt.datetime) -> Lockout | None:
-    limit, window, duration = _settings()
+def _counted_row(session: Session, kind: str, subject: str, now: dt.datetime) -> SignInFailure:
+    """The subject's row, locked, with this failure counted (a new window if the last has passed)."""
     key = (kind, subject)
     if session.get(SignInFailure, key) is None:
         # Two workers may count the subject's first failure at once: one insert wins, the other
@@ -117,9 +166,27 @@ def _count(session: Session, kind: str, subject: str, now: dt.datetime) -> Locko
             pass
     row = session.get(SignInFailure, key, with_for_update=True, populate_existing=True)
     assert row is not None
-    if now - row.window_started > window:
+    if now - row.window_started > _settings()[1]:
         row.failures, row.window_started, row.locked_until = 0, now, None
     row.failures += 1
+    return row
+
+
+def _count_slowdown(session: Session, username: str, now: dt.datetime) -> Lockout | None:
+    """Count a failure of `username` from any address; past the threshold each one delays the next
+    attempt longer. Returns the delay when this failure started the slowdown."""
+    threshold = int(current_app.config["LOGIN_SLOWDOWN_FAILURES"])
+    row = _counted_row(session, LOGIN_USER, username, now)
+    if row.failures < threshold:
+        return None
+    delay = min(2 ** min(row.failures - threshold, 30), int(current_app.config["LOGIN_SLOWDOWN_MAX"]))
+    row.locked_until = now + dt.timedelta(seconds=delay)
+    return Lockout(row.locked_until) if row.failures == threshold else None
+
+
+def _count(session: Session, kind: str, subject: str, now: dt.datetime) -> Lockout | None:
+    limit, _window, duration = _settings()
+    row = _counted_row(session, kind, subject, now)
     if row.failures >= limit and (row.locked_until is None or row.locked_until <= now):
         row.locked_until = now + duration
         return Lockout(row.locked_until)

@@ -289,6 +289,19 @@ class User(Base):
     email: Mapped[str | None] = mapped_column(String(300), nullable=True)
 
 
+class ReviewSession(Base):
+    """One login to the review interface. The cookie carries a random token; only its hash is kept,
+    so a copy of the table opens no session. An ended row stays until it is old (known addresses)."""
+
+    __tablename__ = "review_sessions"
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    username: Mapped[str] = mapped_column(ForeignKey("users.username"), index=True)
+    address: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[dt.datetime]
+    last_seen_at: Mapped[dt.datetime]
+    ended_at: Mapped[dt.datetime | None]
+
+
 # -- quarterly matching (issue 4) ------------------------------------------------------------------
 
 

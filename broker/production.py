@@ -8,6 +8,8 @@ Each problem is one sentence that says what is wrong and what to do, e.g.
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from flask import Flask
 from sqlalchemy import make_url
 
@@ -51,6 +53,23 @@ def _secret_problem(app: Flask) -> str | None:
     return None
 
 
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+def _public_url_problem(value: object) -> str | None:
+    if not value:
+        return (
+            "no public URL: set BROKER_PUBLIC_URL to the address parties use (https://broker.example.nl); "
+            "client assertions must name its /oauth/token as aud"
+        )
+    parts = urlsplit(str(value))
+    if parts.scheme not in ("https", "http") or not parts.hostname or parts.query or parts.fragment:
+        return f"BROKER_PUBLIC_URL {value!r} is not a base URL such as https://broker.example.nl"
+    if parts.scheme == "http" and parts.hostname not in LOOPBACK_HOSTS:
+        return f"BROKER_PUBLIC_URL {value!r} is plain http: use https (http only on a loopback address, as the demo)"
+    return None
+
+
 def problems(app: Flask, workers: int) -> list[str]:
     """Everything that makes this configuration unsafe to serve with `workers` processes."""
     found: list[str] = []
@@ -67,6 +86,9 @@ def problems(app: Flask, workers: int) -> list[str]:
             f"SQLite serves one worker only ({workers} asked): use --workers 1, or PostgreSQL "
             "(BROKER_DATABASE_URL=postgresql+psycopg://user@host/db)"
         )
+    public_url = _public_url_problem(cfg.get("PUBLIC_URL"))
+    if public_url is not None:
+        found.append(public_url)
     if app.debug or cfg.get("DEBUG"):
         found.append("debug mode is on: it shows code and data in error pages; unset BROKER_DEBUG")
     if cfg.get("TESTING"):

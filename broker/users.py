@@ -16,14 +16,14 @@ import click
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask.cli import with_appcontext
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from broker import runtime
-from broker.auditing import broker_activity, cli_recorder, commit_audited
+from broker.auditing import Recorder, broker_activity, cli_recorder, commit_audited
 from broker.extensions import db
 from broker.mail import check_address
-from broker.models import User
+from broker.models import ReviewSession, User
 
 PARTY_OFFICER = "privacy-officer"
 BROKER_OFFICER = "broker-officer"
@@ -75,10 +75,7 @@ def check_new_user(session: Session, username: str, role: str, party_id: str | N
         raise UserError(f"a {BROKER_OFFICER} sees every party; leave out --party")
     if party_id and not is_known_party(party_id):
         raise UserError(f"party {party_id!r} is in no convenant")
-    if len(password) < MIN_PASSWORD_LENGTH:
-        raise UserError(f"the password must be at least {MIN_PASSWORD_LENGTH} characters")
-    if len(password) > MAX_PASSWORD_LENGTH:
-        raise UserError(f"the password may be at most {MAX_PASSWORD_LENGTH} characters")
+    check_password(password)
     if session.get(User, username) is not None:
         raise UserError(f"user {username!r} already exists")
 
@@ -115,6 +112,34 @@ def create_user(
     )
     session.add(user)
     return user
+
+
+def check_password(password: str) -> None:
+    """Refuse a password that is too short or too long."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise UserError(f"the password must be at least {MIN_PASSWORD_LENGTH} characters")
+    if len(password) > MAX_PASSWORD_LENGTH:
+        raise UserError(f"the password may be at most {MAX_PASSWORD_LENGTH} characters")
+
+
+def password_matches(user: User, password: str) -> bool:
+    return len(password) <= MAX_PASSWORD_LENGTH and _password_matches(user.password_hash, password)
+
+
+def change_password(session: Session, user: User, password: str, now: dt.datetime, keep: str | None = None) -> int:
+    """Set a new password (in the caller's transaction) and end the user's sessions but `keep`."""
+    check_password(password)
+    user.password_hash = hash_password(password)
+    return end_sessions(session, user.username, now, keep=keep)
+
+
+def end_sessions(session: Session, username: str, now: dt.datetime, keep: str | None = None) -> int:
+    """End every live review session of `username` but the one whose token hash is `keep`; how many."""
+    statement = update(ReviewSession).where(ReviewSession.username == username, ReviewSession.ended_at.is_(None))
+    if keep is not None:
+        statement = statement.where(ReviewSession.token_hash != keep)
+    result = session.execute(statement.values(ended_at=now).execution_options(synchronize_session="fetch"))
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def authenticate(session: Session, username: str, password: str) -> User | None:
@@ -201,7 +226,9 @@ def users_disable_command(username: str) -> None:
     user = session.get(User, normalise_username(username))
     if user is None:
         raise click.ClickException("no such user")
-    user.disabled_at = user.disabled_at or runtime.now()
+    now = runtime.now()
+    user.disabled_at = user.disabled_at or now
+    end_sessions(session, user.username, now)
     recorder = cli_recorder()
     recorder.add(
         "user.disabled", broker_activity("user"), root=True, parties=[user.party_id] if user.party_id else [],
@@ -209,6 +236,37 @@ def users_disable_command(username: str) -> None:
     )
     commit_audited(session, recorder)
     click.echo(f"disabled {user.username}")
+
+
+@users_group.command("passwd")
+@click.argument("username")
+@click.option(
+    "--password", prompt="New password", hide_input=True, confirmation_prompt=True,
+    help=f"At least {MIN_PASSWORD_LENGTH} characters; asked (hidden, twice) when left out.",
+)
+@with_appcontext
+def users_passwd_command(username: str, password: str) -> None:
+    """Set a user's password; every session of the user ends at once."""
+    session = db.session
+    user = session.get(User, normalise_username(username))
+    if user is None:
+        raise click.ClickException("no such user")
+    try:
+        ended = change_password(session, user, password, runtime.now())
+    except UserError as e:
+        raise click.ClickException(str(e)) from e
+    audit_password_changed(session, user, cli_recorder(), ended, by="cli")
+    click.echo(f"changed the password of {user.username}; {ended} session(s) ended")
+
+
+def audit_password_changed(session: Session, user: User, recorder: Recorder, ended: int, by: str) -> None:
+    """Audit (and commit) a password change: who and how many sessions ended, never the password."""
+    recorder.add(
+        "user.password_changed", broker_activity("user"), root=True, parties=[user.party_id] if user.party_id else [],
+        attributes={"username": user.username, "role": user.role, "party": user.party_id, "by": by,
+                    "sessions_ended": ended},
+    )
+    commit_audited(session, recorder)
 
 
 @users_group.command("set-email")

@@ -125,6 +125,8 @@ def app_config(database_url: str, clock: Clock, tmp_path: Path) -> dict[str, Any
         "CLOCK": clock,
         "LOG_FILE": str(tmp_path / "broker.log"),
         "KEY_VAULT_DIR": str(tmp_path / "vault"),
+        # The test client's own address; assertions name http://localhost/oauth/token as aud.
+        "PUBLIC_URL": "http://localhost",
     }
 
 
@@ -169,8 +171,12 @@ class Party:
     key: ECKey | RSAKey
     alg: str
     http: Any
-    token_url: str = "http://localhost/oauth/token"
     _token: str | None = None
+
+    @property
+    def token_url(self) -> str:
+        """The broker's token endpoint as its PUBLIC_URL names it (the aud of an assertion)."""
+        return str(self.http.application.config["PUBLIC_URL"]).rstrip("/") + "/oauth/token"
 
     def assertion(self, **overrides: Any) -> str:
         now = int(time.time())
@@ -362,7 +368,9 @@ def live_server(app: Any) -> Iterator[str]:
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
+    base_url = f"http://127.0.0.1:{server.server_port}"
+    app.config["PUBLIC_URL"] = base_url  # the address real clients use is the broker's public URL
+    yield base_url
     server.shutdown()
     thread.join()
 

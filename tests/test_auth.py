@@ -12,6 +12,10 @@ import pytest
 from conftest import ASSERTION_TYPE, Party, initialised_app, register_client
 from joserfc import jwt
 from joserfc.jwk import ECKey, OctKey, RSAKey
+from sqlalchemy import select
+
+from broker.extensions import db
+from broker.models import AuditEntryRow
 
 TOKEN_URL = "http://localhost/oauth/token"
 DELIVERIES = "/api/v1/deliveries"
@@ -216,6 +220,52 @@ def test_token_request_shape(rbl: Party, problem: Any, form: dict[str, Any], sta
     response = rbl.http.post("/oauth/token", data={k: v for k, v in data.items() if v is not None})
     body = problem(response, status)
     assert body["error"] == error
+
+
+# -- the assertion's aud comes from PUBLIC_URL, never from the Host header -------------------------
+
+
+def _party_of(app: Any, tmp_path: Any) -> Party:
+    key = ECKey.generate_key("P-256")
+    client_id = register_client(app.test_cli_runner(), "rbl-midden-gelre", key.as_dict(private=False), tmp_path)
+    return Party("rbl-midden-gelre", client_id, key, "ES256", app.test_client())
+
+
+def _token_request(party: Party, aud: str, host: str) -> Any:
+    return party.http.post(
+        "/oauth/token",
+        data={"grant_type": "client_credentials", "client_assertion_type": ASSERTION_TYPE,
+              "client_assertion": party.assertion(aud=aud)},
+        headers={"Host": host},
+    )
+
+
+def test_aud_is_the_configured_public_url_whatever_the_host_header(
+    app_config: dict[str, Any], tmp_path: Any, problem: Any
+) -> None:
+    """With PUBLIC_URL=https://broker.example, an assertion for evil.example sent with Host: evil.example
+    is refused; one for https://broker.example/oauth/token gets a token, whichever Host it is sent with."""
+    with initialised_app(app_config | {"PUBLIC_URL": "https://broker.example"}) as app:
+        party = _party_of(app, tmp_path)
+        evil = _token_request(party, "http://evil.example/oauth/token", "evil.example")
+        assert assert_invalid_client(evil, problem)["detail"] == "aud moet het token-endpoint zijn."
+        assert _token_request(party, "http://localhost/oauth/token", "localhost").status_code == 401
+        for host in ("broker.example", "evil.example"):
+            response = _token_request(party, "https://broker.example/oauth/token", host)
+            assert response.status_code == 200, response.json
+
+
+def test_without_a_public_url_no_token_is_issued(app_config: dict[str, Any], tmp_path: Any, problem: Any) -> None:
+    """Unset, the broker does not fall back on the Host header: every token request is a 503, none is audited."""
+    with initialised_app(app_config | {"PUBLIC_URL": None}) as app:
+        party = _party_of(app, tmp_path)
+        tries = (("http://evil.example/oauth/token", "evil.example"), ("http://localhost/oauth/token", "localhost"))
+        for aud, host in tries:
+            body = problem(_token_request(party, aud, host), 503)
+            assert "BROKER_PUBLIC_URL" in body["detail"] and "access_token" not in body
+        with app.app_context():
+            names = db.session.scalars(select(AuditEntryRow.name)).all()
+        assert not [n for n in names if n.startswith("token.")]
 
 
 # -- the API's bearer-token checks -----------------------------------------------------------------

@@ -235,6 +235,7 @@ def world(fuzz_database: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
         "CLOCK": clock,
         "LOG_FILE": str(tmp / "broker.log"),
         "KEY_VAULT_DIR": str(tmp / "vault"),
+        "PUBLIC_URL": "http://localhost",  # the test client's host: the aud of the parties' assertions
         # The fuzzer sends far more than the 30 token requests a minute one address may make; with
         # that limit the token endpoint would answer (a documented) 429 to nearly all of them.
         "RATELIMIT_TOKEN": "100000 per minute",

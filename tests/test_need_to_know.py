@@ -361,6 +361,7 @@ TAKES_A_CHILD_FORM: dict[str, Form] = {
 TAKES_NO_CHILD_FORM = {
     "/review/login": "the officer's own credentials",
     "/review/logout": "the officer's own session",
+    "/review/wachtwoord": "the officer's own password",
     "/review/betrokkene/wissen": "clears the officer's own filter",
     "/review/controle": "verifies the whole log: counts and hashes",
     # Steps on one breach take its id; the breach API probes above show another party's breach is

@@ -151,11 +151,15 @@ def production_config(tmp_path: Path) -> dict[str, Any]:
         "MASTER_KEY_FILE": str(tmp_path / "master.key"),
         "SECRET_KEY": "k4Gq9-xV2mT8pLw3ZsR7nYb1HcJ6eFdA0uQ5oKiN",
         "KEY_VAULT_DIR": str(tmp_path / "vault"),
+        "PUBLIC_URL": "https://broker.example.nl",
     }
 
 
-def test_a_sound_production_configuration_passes(production_config: dict[str, Any]) -> None:
-    assert production.problems(create_app(production_config), workers=1) == []
+@pytest.mark.parametrize("public_url", ["https://broker.example.nl", "http://127.0.0.1:8000"])
+def test_a_sound_production_configuration_passes(production_config: dict[str, Any], public_url: str) -> None:
+    """https, or plain http on a loopback address as `make run` serves the demo."""
+    config = {**production_config, "PUBLIC_URL": public_url}
+    assert production.problems(create_app(config), workers=1) == []
 
 
 @pytest.mark.parametrize(
@@ -167,6 +171,9 @@ def test_a_sound_production_configuration_passes(production_config: dict[str, An
         ({"SECRET_KEY": "a" * 40}, 1, "well-known or guessable"),
         ({}, 4, "SQLite serves one worker only (4 asked)"),
         ({"DEBUG": True}, 1, "debug mode is on"),
+        ({"PUBLIC_URL": None}, 1, "no public URL: set BROKER_PUBLIC_URL"),
+        ({"PUBLIC_URL": "broker.example.nl"}, 1, "is not a base URL"),
+        ({"PUBLIC_URL": "http://broker.example.nl"}, 1, "is plain http"),
     ],
 )
 def test_production_refuses_an_unsafe_configuration(
@@ -195,6 +202,34 @@ def test_broker_serve_refuses_sqlite_with_several_workers_and_says_why(tmp_path:
     assert "Refusing to start:" in result.stderr
     assert "SQLite serves one worker only (3 asked)" in result.stderr
     assert "debug mode is on" in result.stderr
+
+
+def test_broker_serve_refuses_to_start_without_a_public_url(tmp_path: Path) -> None:
+    """Without BROKER_PUBLIC_URL the assertion aud would have nothing to be checked against: no start."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BROKER_")}
+    env.update(
+        BROKER_DATABASE_URL=f"sqlite:///{tmp_path / 'b.db'}", BROKER_MASTER_KEY_FILE=str(tmp_path / "master.key"),
+        BROKER_SECRET_KEY_FILE=str(tmp_path / "secret.key"), BROKER_KEY_VAULT_DIR=str(tmp_path / "vault"),
+    )
+    subprocess.run([BIN / "broker", "init"], env=env, check=True, capture_output=True, timeout=120)
+    result = subprocess.run(
+        [BIN / "broker", "serve", "--port", "0"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 3
+    assert result.stderr.count("\n  - ") == 1, result.stderr
+    assert "  - no public URL: set BROKER_PUBLIC_URL to the address parties use" in result.stderr
+
+
+def test_make_run_serves_the_demo_with_its_own_address_as_public_url() -> None:
+    """The demo's clients are told http://127.0.0.1:$PORT, and that is the aud the broker checks."""
+    root = Path(__file__).resolve().parents[1]
+    result = subprocess.run(
+        ["make", "-n", "run", "PORT=8123"], cwd=root, capture_output=True, text=True, timeout=60, check=True
+    )
+    serve = [line for line in result.stdout.splitlines() if "broker serve" in line]
+    setup = [line for line in result.stdout.splitlines() if "broker demo setup" in line]
+    assert serve and "BROKER_PUBLIC_URL=http://127.0.0.1:8123 " in serve[0] and "--port 8123" in serve[0]
+    assert setup and "BROKER_PUBLIC_URL=http://127.0.0.1:8123 " in setup[0]
 
 
 # -- the database away -----------------------------------------------------------------------------

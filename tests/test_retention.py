@@ -329,6 +329,7 @@ def test_the_review_page_shows_holdings_and_flags_what_is_past_retention(
     page = http.get("/review/bewaartermijnen").get_data(as_text=True)
     assert "geleverd en bewaartermijn verstreken" in page and "over hun bewaartermijn" not in page
     clock.advance(days=8)
+    http = officer_client("auditor")  # eight days on, the first session has ended
     page = http.get("/review/bewaartermijnen").get_data(as_text=True)
     assert "2 records zijn over hun bewaartermijn" in page
     retention_run(runner)

@@ -25,8 +25,13 @@ BREACH_URL = re.compile(r"/review/datalekken/([0-9a-f-]{36})$")
 
 @pytest.fixture
 def app_config(app_config: dict[str, Any], tmp_path: Path) -> dict[str, Any]:
-    """The review settings of these tests: cookies over plain http, the verify result in tmp_path."""
-    return {**app_config, "SESSION_COOKIE_SECURE": False, "REVIEW_VERIFY_FILE": str(tmp_path / "verify.json")}
+    """The review settings of these tests: cookies over plain http, the verify result in tmp_path, and
+    sessions that outlast the days these tests move the clock by (session expiry is tested elsewhere)."""
+    week = 7 * 24 * 3600
+    return {
+        **app_config, "SESSION_COOKIE_SECURE": False, "REVIEW_VERIFY_FILE": str(tmp_path / "verify.json"),
+        "PERMANENT_SESSION_LIFETIME": week, "REVIEW_SESSION_MAX_LIFETIME": week,
+    }
 
 
 @pytest.fixture

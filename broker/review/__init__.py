@@ -13,7 +13,7 @@ __all__ = ["ensure_secret_key", "init_app"]
 def init_app(app: Flask) -> None:
     """Load the session secret and register the review pages under /review."""
     import broker.review.breaches  # noqa: F401  (its routes join the blueprint)
-    from broker.review import retention, rights  # noqa: F401  (their routes join the blueprint)
+    from broker.review import account, retention, rights  # noqa: F401  (their routes join the blueprint)
     from broker.review.views import bp
 
     load_secret_key(app)

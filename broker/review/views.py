@@ -197,12 +197,16 @@ def login() -> Any:
         username = normalise_username(request.form.get("username", ""))
         attributes = {"username": username if db.session.get(User, username[:100]) else "(onbekend)"}
         now = runtime.now()
-        if lockout := limits.locked(db.session, limits.LOGIN, username, now):
+        subject = limits.login_subject(username)  # this username from this address
+        if lockout := limits.locked(db.session, limits.LOGIN, subject, now):
             limits.refuse(db.session, limits.LOGIN, None, "locked out", attributes)
             return _locked_out_page(lockout, now)
+        if wait := limits.slowed(db.session, username, now):
+            limits.refuse(db.session, limits.LOGIN, None, "slowed down", attributes)
+            return _locked_out_page(wait, now)
         user = authenticate(db.session, username, request.form.get("password", ""))
         if user is not None:
-            limits.succeeded(db.session, limits.LOGIN, username)
+            limits.succeeded(db.session, limits.LOGIN, subject)
             log_in(user)
             viewer = officer_viewer(user)
             recorder = request_recorder(viewer.actor)
@@ -210,7 +214,8 @@ def login() -> Any:
             commit_audited(db.session, recorder)  # also stores a rehashed password and the cleared failures
             return redirect(safe_next(request.form.get("next")))
         log.info("review login refused")
-        if lockout := limits.refuse(db.session, limits.LOGIN, username, "wrong username or password", attributes):
+        reason = "wrong username or password"
+        if lockout := limits.refuse(db.session, limits.LOGIN, subject, reason, attributes, username=username):
             return _locked_out_page(lockout, now)
         error = LOGIN_FAILED
     elif current_officer() is not None:
@@ -221,21 +226,24 @@ def login() -> Any:
 
 
 def _locked_out_page(lockout: limits.Lockout, now: Any) -> tuple[str, int, dict[str, str]]:
-    minutes = math.ceil(lockout.retry_after(now) / 60)
-    error = f"Te veel mislukte pogingen. Probeer het over {minutes} minuten opnieuw."
+    seconds = lockout.retry_after(now)
+    wait = f"{math.ceil(seconds / 60)} minuten" if seconds >= 120 else f"{seconds} seconden"
+    error = f"Te veel mislukte pogingen. Probeer het over {wait} opnieuw."
     page = render_template("review/login.html", error=error, next_page="")
     return page, 429, {"Retry-After": str(lockout.retry_after(now))}
 
 
 @bp.post("/logout")
 def logout() -> Any:
-    """Log out: the session is emptied."""
+    """Log out: the session ends on the server (a copy of the cookie opens nothing) and is emptied."""
     user = current_officer()
+    recorder = None
     if user is not None:
         recorder = request_recorder(officer_viewer(user).actor)
         recorder.add("user.logged_out", broker_activity("user"), root=True, attributes={"username": user.username})
-        commit_audited(db.session, recorder)
     log_out()
+    if recorder is not None:
+        commit_audited(db.session, recorder)  # with the session's end
     flash("U bent uitgelogd.", "info")
     return redirect(url_for("review.login"))
 
