@@ -29,10 +29,10 @@ from sqlalchemy import select  # noqa: E402
 
 from audit.entry import Actor  # noqa: E402
 from broker import create_app, runtime  # noqa: E402
-from broker.auditing import Recorder  # noqa: E402
+from broker.auditing import audited_step  # noqa: E402
 from broker.extensions import db  # noqa: E402
 from broker.models import Record, Submission  # noqa: E402
-from broker.services.purge import commit_purge, purge_records  # noqa: E402
+from broker.services.purge import purge_records  # noqa: E402
 from keys.envelope import Sealer, generate_key  # noqa: E402
 
 
@@ -57,10 +57,11 @@ def main() -> None:
             session.rollback()
 
             def purge(chosen: list[tuple[str, int]]) -> float:
-                recorder = Recorder(actor=Actor(type="system", id="bench"), started=runtime.now())
+                keyring = runtime.keyring()
                 started = time.perf_counter()
-                purge_records(session, runtime.keyring(), chosen, recorder, runtime.now(), reason="bench")
-                commit_purge(session, runtime.keyring(), recorder)
+                with audited_step(session, Actor(type="system", id="bench")) as step:
+                    purge_records(session, keyring, chosen, step.recorder, step.now, reason="bench")
+                keyring.sweep_vault()
                 return time.perf_counter() - started
 
             one = purge(keys[:1])

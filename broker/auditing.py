@@ -263,10 +263,6 @@ def cli_actor() -> Actor:
     return Actor(type="user", id=f"cli:{getpass.getuser()}")
 
 
-def cli_recorder() -> Recorder:
-    """A recorder for an administrator's `broker` command."""
-    return Recorder(actor=cli_actor(), started=runtime.now())
-
 
 def sync_register(session: Session) -> list[str]:
     """Store new activity versions; refuse a changed text under an existing id.
@@ -299,7 +295,3 @@ def sync_register(session: Session) -> list[str]:
             raise RuntimeError(f"the text of {item.uri} changed without a new version; bump `version` in its file")
     return added
 
-
-def commit_audited(session: Session, recorder: Recorder, *, checkpoint: bool = True) -> Committed:
-    """Transitional: the modules not yet moved to `audited_step` commit through this."""
-    return _commit_audited(session, recorder)

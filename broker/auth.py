@@ -28,7 +28,7 @@ from sqlalchemy.exc import IntegrityError
 
 from audit.entry import Actor
 from broker import limits, runtime
-from broker.auditing import broker_activity, commit_audited, request_recorder
+from broker.auditing import audited_step, broker_activity
 from broker.errors import BadRequest, Forbidden, OAuthError, ServiceUnavailable, Unauthorized
 from broker.extensions import db
 from broker.models import AssertionJti, Client, PartySuspension
@@ -252,15 +252,15 @@ def token() -> tuple[dict[str, Any], int, dict[str, str]]:
         if lockout is not None:
             raise _locked_out(lockout, now) from e
         raise
-    body = issue_access_token(client, now)
-    if subject is not None:
-        limits.succeeded(db.session, limits.TOKEN, subject)
     caller = Caller(client.client_id, client.party_id)
-    recorder = request_recorder(caller.actor)
-    recorder.add(
-        "token.issued", broker_activity("token"), root=True, attributes={"expires_in": body["expires_in"]}
-    )
-    commit_audited(db.session, recorder)
+    # The assertion's jti, stored while it was checked, commits with the token's audit entry.
+    with audited_step(db.session, caller.actor) as step:
+        body = issue_access_token(client, now)
+        if subject is not None:
+            limits.succeeded(step.session, limits.TOKEN, subject)
+        step.record(
+            "token.issued", broker_activity("token"), root=True, attributes={"expires_in": body["expires_in"]}
+        )
     return body, 200, {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 

@@ -151,8 +151,8 @@ def init_app(app: Flask) -> None:
     from broker.contacts import contacts_group
     from broker.demo import demo_group
     from broker.match_cli import match_group, webhooks_group
+    from broker.officers.cli import users_group
     from broker.retention_cli import retention_group
-    from broker.users import users_group
 
     for command in (
         init_command, clients_group, keys_group, demo_group, audit_group, users_group, match_group, webhooks_group

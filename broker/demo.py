@@ -17,11 +17,11 @@ from joserfc.jwk import ECKey
 from sqlalchemy import select
 
 from broker import runtime
-from broker.auditing import broker_activity, cli_recorder, commit_audited
+from broker.auditing import audited_step, broker_activity, cli_actor
 from broker.csvio import columns, csv_text, dict_rows
 from broker.extensions import db
 from broker.models import Client, User
-from broker.users import create_user
+from broker.officers.accounts import create_user
 from keys.signing import private_key_to_pem
 
 EXAMPLE_ROWS = [
@@ -99,10 +99,9 @@ def demo_setup_command() -> None:
                 )
                 session.add(match)
             clients[party.id] = match.client_id
-    officer_line = _demo_officer(session, directory)
-    recorder = cli_recorder()
-    recorder.add("demo.setup", broker_activity("client"), root=True, attributes={"clients": len(clients)})
-    commit_audited(session, recorder)
+    with audited_step(session, cli_actor()) as step:  # with the demo clients and officer added above
+        officer_line = _demo_officer(session, directory)
+        step.record("demo.setup", broker_activity("client"), root=True, attributes={"clients": len(clients)})
     (directory / "clients.json").write_text(json.dumps(clients, indent=2) + "\n")
     example = directory / "voorbeeld-casussen.csv"
     convenant = next(iter(runtime.convenants().values()))

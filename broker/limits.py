@@ -34,8 +34,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from audit.entry import Actor
-from broker import runtime
-from broker.auditing import Recorder, broker_activity, commit_audited
+from broker.auditing import audited_step, broker_activity
 from broker.models import ReviewSession, SignInFailure
 
 TOKEN = "token"
@@ -129,27 +128,26 @@ def refuse(
     Rolls back whatever the failed attempt did, then commits the audit entry and the counts.
     """
     session.rollback()
-    now = runtime.now()
-    recorder = Recorder(actor=Actor(type="system", id=f"{kind}-endpoint"), started=now)
     activity = broker_activity("token" if kind == TOKEN else "user")
-    recorder.add(f"{kind}.refused", activity, root=True, status="Error",
-                 attributes={**attributes, "reason": reason, "address": client_address()})
     lockout = None
-    if subject is not None:
-        lockout = _count(session, kind, subject[:200], now)
-        if lockout is not None:
-            recorder.add(
-                f"{kind}.locked_out", activity, status="Error",
-                attributes={**attributes, "address": client_address(), "until": lockout.until.isoformat()},
-            )
-    if username is not None:
-        started = _count_slowdown(session, username[:200], now)
-        if started is not None:
-            recorder.add(
-                "login.slowed_down", activity, status="Error",
-                attributes={**attributes, "until": started.until.isoformat()},
-            )
-    commit_audited(session, recorder)
+    with audited_step(session, Actor(type="system", id=f"{kind}-endpoint")) as step:
+        now = step.now
+        step.record(f"{kind}.refused", activity, root=True, status="Error",
+                    attributes={**attributes, "reason": reason, "address": client_address()})
+        if subject is not None:
+            lockout = _count(session, kind, subject[:200], now)
+            if lockout is not None:
+                step.record(
+                    f"{kind}.locked_out", activity, status="Error",
+                    attributes={**attributes, "address": client_address(), "until": lockout.until.isoformat()},
+                )
+        if username is not None:
+            started = _count_slowdown(session, username[:200], now)
+            if started is not None:
+                step.record(
+                    "login.slowed_down", activity, status="Error",
+                    attributes={**attributes, "until": started.until.isoformat()},
+                )
     return lockout
 
 

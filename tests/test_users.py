@@ -9,10 +9,10 @@ import pytest
 from conftest import OFFICER_PASSWORD
 from sqlalchemy import select
 
-from broker import users
 from broker.auditing import broker_activity
 from broker.extensions import db
 from broker.models import AuditEntryRow, Base, User
+from broker.officers import accounts as users
 
 PARTY = "swv-de-liemers"
 PASSWORD = "een lang geheim wachtwoord"

@@ -19,7 +19,7 @@ from broker.auth import current_caller, require_token
 from broker.errors import BadRequest, Unauthorized
 from broker.extensions import db
 from broker.models import RegisterActivity
-from broker.review.auth import current_officer, officer_viewer
+from broker.officers.sessions import current_officer, officer_viewer
 from broker.services.audit_entries import (
     EntryFilter,
     Viewer,

@@ -7,15 +7,15 @@ import hashlib
 from collections.abc import Sequence
 from typing import Any
 
-from flask import current_app, has_request_context, request
+from flask import current_app
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from broker.breaches.state import BROKER_REPORTER, parties_of
 from broker.models import Breach, BreachParty, PartyContact, User
+from broker.officers.accounts import BROKER_OFFICER
 from broker.services import outbox
 from broker.timefmt import local_text
-from broker.users import BROKER_OFFICER
 from schemas.convenant import Convenant
 
 
@@ -31,10 +31,10 @@ def party_name(convenant: Convenant, party_id: str | None) -> str:
 
 
 def public_url(path: str) -> str:
-    base = current_app.config.get("PUBLIC_URL")
-    if not base and has_request_context():
-        base = request.host_url
-    return (base or "").rstrip("/") + path
+    """The broker's own address for `path`, from PUBLIC_URL, never from a request's Host header
+    (production refuses to start without PUBLIC_URL; without it a link is the path alone)."""
+    base = current_app.config.get("PUBLIC_URL") or ""
+    return base.rstrip("/") + path
 
 
 def notice_payload(

@@ -7,11 +7,18 @@ from typing import Any
 from flask import flash, g, redirect, render_template, request, url_for
 
 from broker import limits, runtime
-from broker.auditing import request_recorder
+from broker.auditing import audited_step
 from broker.extensions import db
-from broker.review.auth import login_required, officer_viewer
+from broker.officers.accounts import (
+    MIN_PASSWORD_LENGTH,
+    UserError,
+    audit_password_changed,
+    change_password,
+    password_matches,
+)
+from broker.officers.sessions import officer_viewer
+from broker.review.auth import login_required
 from broker.review.views import _locked_out_page, bp
-from broker.users import MIN_PASSWORD_LENGTH, UserError, audit_password_changed, change_password, password_matches
 
 WRONG_CURRENT = "Het huidige wachtwoord klopt niet."
 
@@ -40,11 +47,12 @@ def change_own_password() -> Any:
             errors["new_password_repeated"] = "De twee nieuwe wachtwoorden zijn niet gelijk."
         else:
             try:
-                ended = change_password(db.session, user, new, now, keep=g.review_session.token_hash)
+                with audited_step(db.session, officer_viewer(user).actor) as step:
+                    ended = change_password(step.session, user, new, step.now, keep=g.review_session.token_hash)
+                    audit_password_changed(step, user, ended, by="self")
             except UserError:
                 errors["new_password"] = f"Het nieuwe wachtwoord heeft minstens {MIN_PASSWORD_LENGTH} tekens."
             else:
-                audit_password_changed(db.session, user, request_recorder(officer_viewer(user).actor), ended, by="self")
                 flash("Uw wachtwoord is gewijzigd; uw andere sessies zijn beëindigd.", "info")
                 return redirect(url_for("review.entries"))
     status = 400 if errors else 200

@@ -11,10 +11,10 @@ from broker import runtime
 from broker.breaches import state as breach_state
 from broker.extensions import db
 from broker.models import Breach, BreachParty, User
-from broker.review.auth import current_officer
+from broker.officers.accounts import BROKER_OFFICER
+from broker.officers.sessions import current_officer
 from broker.review.forms import party_names
 from broker.timefmt import duration_text, local_short, local_text
-from broker.users import BROKER_OFFICER
 
 SOON = dt.timedelta(hours=6)  # an open breach this close to its deadline gets the amber line
 STATE_LABELS = {

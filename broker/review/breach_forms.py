@@ -22,8 +22,8 @@ from broker.api import breach_input as inputs
 from broker.breaches import impact, reporting, steps
 from broker.errors import BrokerError, ValidationFailed
 from broker.models import Breach, User
+from broker.officers.accounts import BROKER_OFFICER
 from broker.timefmt import local
-from broker.users import BROKER_OFFICER
 from schemas.convenant import Convenant
 from schemas.screening import load_default_lexicon
 from schemas.validation import Bsn

@@ -23,13 +23,14 @@ from broker.csvio import csv_download
 from broker.errors import BrokerError, Forbidden, NotFound
 from broker.extensions import db
 from broker.models import Breach, BreachEvent, BreachParty, User
+from broker.officers.accounts import BROKER_OFFICER
+from broker.officers.sessions import current_officer, officer_viewer
 from broker.review import breach_display as display
 from broker.review import breach_forms as forms
-from broker.review.auth import current_officer, login_required, officer_viewer
+from broker.review.auth import login_required
 from broker.review.forms import party_names
 from broker.review.views import bp
 from broker.services.audit_entries import record_review
-from broker.users import BROKER_OFFICER
 from schemas.convenant import Convenant
 
 Action = Callable[[Recorder, dt.datetime], None]  # one service call, given the recorder and the time

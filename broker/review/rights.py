@@ -22,7 +22,8 @@ from broker.csvio import csv_text
 from broker.errors import Forbidden
 from broker.extensions import db
 from broker.models import User
-from broker.review.auth import current_officer, login_required, officer_viewer
+from broker.officers.sessions import current_officer, officer_viewer
+from broker.review.auth import login_required
 from broker.review.forms import INVALID_BSN, pseudonymise_lookup
 from broker.review.views import PSEUDONYM, bp
 from broker.runtime import AMSTERDAM

@@ -21,24 +21,17 @@ from flask import (
 )
 from werkzeug.exceptions import HTTPException
 
+from audit.entry import Actor
 from broker import auditing, limits, runtime
-from broker.auditing import broker_activity, commit_audited, request_recorder
+from broker.auditing import audited_step, broker_activity
 from broker.csvio import csv_response
 from broker.errors import BrokerError, ServiceUnavailable
 from broker.extensions import db
 from broker.models import User
+from broker.officers.accounts import BROKER_OFFICER, authenticate, normalise_username
+from broker.officers.sessions import current_officer, log_in, log_out, officer_viewer
 from broker.review import integrity
-from broker.review.auth import (
-    SESSION_SUBJECTS,
-    check_csrf,
-    csrf_token,
-    current_officer,
-    log_in,
-    log_out,
-    login_required,
-    officer_viewer,
-    safe_next,
-)
+from broker.review.auth import SESSION_SUBJECTS, check_csrf, csrf_token, login_required, safe_next
 from broker.review.export import csv_chunks
 from broker.review.forms import FILTER_ARGS, INVALID_BSN, FilterForm, party_names, pseudonymise_lookup, read_filters
 from broker.review.secret import secret_key_problem
@@ -55,7 +48,6 @@ from broker.services.audit_entries import (
     page_of_entries,
     record_review,
 )
-from broker.users import BROKER_OFFICER, authenticate, normalise_username
 
 bp = Blueprint(
     "review", __name__, url_prefix="/review", template_folder="templates", static_folder="static"
@@ -206,12 +198,13 @@ def login() -> Any:
             return _locked_out_page(wait, now)
         user = authenticate(db.session, username, request.form.get("password", ""))
         if user is not None:
-            limits.succeeded(db.session, limits.LOGIN, subject)
-            log_in(user)
-            viewer = officer_viewer(user)
-            recorder = request_recorder(viewer.actor)
-            recorder.add("user.logged_in", broker_activity("user"), root=True, attributes={"username": user.username})
-            commit_audited(db.session, recorder)  # also stores a rehashed password and the cleared failures
+            # The step also stores a rehashed password, the cleared failures and the new session.
+            with audited_step(db.session, officer_viewer(user).actor) as step:
+                limits.succeeded(step.session, limits.LOGIN, subject)
+                log_in(user)
+                step.record(
+                    "user.logged_in", broker_activity("user"), root=True, attributes={"username": user.username}
+                )
             return redirect(safe_next(request.form.get("next")))
         log.info("review login refused")
         reason = "wrong username or password"
@@ -237,13 +230,11 @@ def _locked_out_page(lockout: limits.Lockout, now: Any) -> tuple[str, int, dict[
 def logout() -> Any:
     """Log out: the session ends on the server (a copy of the cookie opens nothing) and is emptied."""
     user = current_officer()
-    recorder = None
-    if user is not None:
-        recorder = request_recorder(officer_viewer(user).actor)
-        recorder.add("user.logged_out", broker_activity("user"), root=True, attributes={"username": user.username})
-    log_out()
-    if recorder is not None:
-        commit_audited(db.session, recorder)  # with the session's end
+    actor = officer_viewer(user).actor if user is not None else Actor(type="system", id="review")
+    with audited_step(db.session, actor) as step:  # the entry commits with the session's end
+        if user is not None:
+            step.record("user.logged_out", broker_activity("user"), root=True, attributes={"username": user.username})
+        log_out()
     flash("U bent uitgelogd.", "info")
     return redirect(url_for("review.login"))
 

@@ -1,4 +1,4 @@
-"""Privacy officers' accounts for the review interface, and the `broker users` commands.
+"""Privacy officers' accounts for the review interface (the `broker users` commands: officers/cli.py).
 
 Passwords are hashed with Argon2id (argon2-cffi's defaults, RFC 9106's second recommended
 profile). An account is never deleted, only disabled, so a username in the audit log always
@@ -12,16 +12,13 @@ import functools
 import re
 import secrets
 
-import click
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from flask.cli import with_appcontext
-from sqlalchemy import select, update
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from broker import runtime
-from broker.auditing import Recorder, broker_activity, cli_recorder, commit_audited
-from broker.extensions import db
+from broker.auditing import Step, broker_activity
 from broker.mail import check_address
 from broker.models import ReviewSession, User
 
@@ -159,138 +156,10 @@ def authenticate(session: Session, username: str, password: str) -> User | None:
     return user
 
 
-# -- `broker users` ------------------------------------------------------------------------------
-
-
-@click.group("users")
-def users_group() -> None:
-    """Manage the privacy officers who use the review interface."""
-
-
-@users_group.command("add")
-@click.argument("username_arg", metavar="[USERNAME]", required=False)
-@click.option("--username", "username_opt", help="The login name (or give it as the argument).")
-@click.option("--role", type=click.Choice(ROLES), required=True)
-@click.option("--party", "party_id", help=f"The officer's party; required for {PARTY_OFFICER}.")
-@click.option(
-    "--password", prompt=True, hide_input=True, confirmation_prompt=True,
-    help=f"At least {MIN_PASSWORD_LENGTH} characters; asked (hidden, twice) when left out.",
-)
-@click.option("--email", help="Where the officer receives breach alerts by e-mail (optional).")
-@with_appcontext
-def users_add_command(
-    username_arg: str | None,
-    username_opt: str | None,
-    role: str,
-    party_id: str | None,
-    password: str,
-    email: str | None,
-) -> None:
-    """Add a privacy officer who can log in to the review interface."""
-    if username_arg and username_opt and username_arg != username_opt:
-        raise click.UsageError("give the username once: as argument or as --username")
-    username = username_arg or username_opt
-    if not username:
-        raise click.UsageError("give a USERNAME (argument or --username)")
-    session = db.session
-    try:
-        user = create_user(session, username, role, party_id, password, runtime.now(), email=email)
-    except UserError as e:
-        raise click.ClickException(str(e)) from e
-    recorder = cli_recorder()
-    recorder.add(
-        "user.added", broker_activity("user"), root=True, parties=[party_id] if party_id else [],
-        attributes={"username": user.username, "role": role, "party": party_id},
-    )
-    commit_audited(session, recorder)
-    click.echo(f"added {role} {user.username}" + (f" of {party_id}" if party_id else ""))
-
-
-@users_group.command("list")
-@with_appcontext
-def users_list_command() -> None:
-    """List the review interface's users."""
-    for user in db.session.scalars(select(User).order_by(User.username)):
-        state = f"disabled {user.disabled_at:%Y-%m-%d}" if user.disabled_at else "active"
-        # The address last, and only when set, so the first four columns stay as they were.
-        email = f"  {user.email}" if user.email else ""
-        click.echo(f"{user.username}  {user.role}  {user.party_id or '-'}  {state}{email}")
-
-
-@users_group.command("disable")
-@click.argument("username")
-@with_appcontext
-def users_disable_command(username: str) -> None:
-    """Disable a user: their sessions stop working at once; the account stays for the log."""
-    session = db.session
-    user = session.get(User, normalise_username(username))
-    if user is None:
-        raise click.ClickException("no such user")
-    now = runtime.now()
-    user.disabled_at = user.disabled_at or now
-    end_sessions(session, user.username, now)
-    recorder = cli_recorder()
-    recorder.add(
-        "user.disabled", broker_activity("user"), root=True, parties=[user.party_id] if user.party_id else [],
-        attributes={"username": user.username, "role": user.role, "party": user.party_id},
-    )
-    commit_audited(session, recorder)
-    click.echo(f"disabled {user.username}")
-
-
-@users_group.command("passwd")
-@click.argument("username")
-@click.option(
-    "--password", prompt="New password", hide_input=True, confirmation_prompt=True,
-    help=f"At least {MIN_PASSWORD_LENGTH} characters; asked (hidden, twice) when left out.",
-)
-@with_appcontext
-def users_passwd_command(username: str, password: str) -> None:
-    """Set a user's password; every session of the user ends at once."""
-    session = db.session
-    user = session.get(User, normalise_username(username))
-    if user is None:
-        raise click.ClickException("no such user")
-    try:
-        ended = change_password(session, user, password, runtime.now())
-    except UserError as e:
-        raise click.ClickException(str(e)) from e
-    audit_password_changed(session, user, cli_recorder(), ended, by="cli")
-    click.echo(f"changed the password of {user.username}; {ended} session(s) ended")
-
-
-def audit_password_changed(session: Session, user: User, recorder: Recorder, ended: int, by: str) -> None:
-    """Audit (and commit) a password change: who and how many sessions ended, never the password."""
-    recorder.add(
+def audit_password_changed(step: Step, user: User, ended: int, by: str) -> None:
+    """Audit a password change in its step: who and how many sessions ended, never the password."""
+    step.record(
         "user.password_changed", broker_activity("user"), root=True, parties=[user.party_id] if user.party_id else [],
         attributes={"username": user.username, "role": user.role, "party": user.party_id, "by": by,
                     "sessions_ended": ended},
     )
-    commit_audited(session, recorder)
-
-
-@users_group.command("set-email")
-@click.argument("username")
-@click.argument("address")
-@with_appcontext
-def users_set_email_command(username: str, address: str) -> None:
-    """Set the address at which a user receives breach alerts by e-mail."""
-    session = db.session
-    user = session.get(User, normalise_username(username))
-    if user is None:
-        raise click.ClickException("no such user")
-    try:
-        user.email = checked_email(address)
-    except UserError as e:
-        raise click.ClickException(str(e)) from e
-    recorder = cli_recorder()
-    # Who changed, not the address itself: the audit log is append-only, and the address names a person.
-    recorder.add(
-        "user.email_set",
-        broker_activity("user"),
-        root=True,
-        parties=[user.party_id] if user.party_id else [],
-        attributes={"username": user.username, "role": user.role, "party": user.party_id},
-    )
-    commit_audited(session, recorder)
-    click.echo(f"set the e-mail address of {user.username}")
