@@ -192,6 +192,12 @@ class ProblemApi(Api):
     # No catch-all `default` response: each operation lists what it answers (see `responses`).
     DEFAULT_ERROR_RESPONSE_NAME = None
 
+    def _init_spec(self, *, marshmallow_plugin: Any = None, **kwargs: Any) -> None:
+        # The broker's fields document themselves (broker/api/field_docs.py).
+        from broker.api.field_docs import BrokerMarshmallowPlugin
+
+        super()._init_spec(marshmallow_plugin=marshmallow_plugin or BrokerMarshmallowPlugin(), **kwargs)
+
     def init_app(self, app: Flask, *args: Any, **kwargs: Any) -> None:
         super().init_app(app, *args, **kwargs)
         app.register_error_handler(BrokerError, problem_response)

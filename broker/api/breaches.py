@@ -8,10 +8,10 @@ from __future__ import annotations
 from typing import Any
 
 from flask import request
-from flask_smorest import Blueprint
 
 from broker import runtime
 from broker.api import breach_input as inputs
+from broker.api.body_parser import ApiBlueprint
 from broker.api_base import (
     AUDITED_PROBLEMS,
     BEARER_PROBLEMS_SUSPENDED_TOO,
@@ -32,7 +32,7 @@ from broker.services import breach_views as views
 from broker.services import breaches as service
 from schemas.convenant import Convenant
 
-blp = Blueprint("breaches", __name__, url_prefix="/api/v1/breaches", description="The 24-hour breach workflow")
+blp = ApiBlueprint("breaches", __name__, url_prefix="/api/v1/breaches", description="The 24-hour breach workflow")
 
 # Every breach endpoint: the token checks (a suspended party is let through) and the audit write.
 PROBLEMS = (*BEARER_PROBLEMS_SUSPENDED_TOO, *AUDITED_PROBLEMS)
@@ -40,87 +40,6 @@ PROBLEMS = (*BEARER_PROBLEMS_SUSPENDED_TOO, *AUDITED_PROBLEMS)
 # caller's party must have a part in it (403), and the breach must still be open (409).
 STEP_PROBLEMS = (*PROBLEMS, *BODY_PROBLEMS, 403, 404, 409, 422)
 
-
-def _body(schema: dict[str, Any]) -> dict[str, Any]:
-    return {"required": True, "content": {"application/json": {"schema": schema}}}
-
-
-MOMENT = {"type": "string", "description": "ISO 8601; without an offset it is read as Europe/Amsterdam time."}
-TEXT = {"type": "string", "minLength": 1, "maxLength": inputs.LONG_TEXT}
-REPORT_BODY = _body(
-    {
-        "type": "object",
-        "required": ["detected_at", "description", "suspected_cause", "scope"],
-        "additionalProperties": False,
-        "properties": {
-            "convenant_id": {"type": "string"},
-            "detected_at": MOMENT,
-            "description": TEXT,
-            "suspected_cause": TEXT,
-            "scope": {
-                "type": "object",
-                "additionalProperties": False,
-                "properties": {
-                    "submissions": {"type": "array", "items": {"type": "string"}},
-                    "deliveries": {"type": "array", "items": {"type": "string"}},
-                    "window": {
-                        "type": "object",
-                        "required": ["from", "to"],
-                        "additionalProperties": False,
-                        "properties": {"from": MOMENT, "to": MOMENT},
-                    },
-                    "subjects": {"type": "array", "items": {"type": "string", "description": "BSN"}},
-                },
-            },
-        },
-    }
-)
-ACK_BODY = {
-    "required": False,
-    "content": {
-        "application/json": {
-            "schema": {"type": "object", "additionalProperties": False, "properties": {"comment": TEXT}}
-        }
-    },
-}
-AP_BODY = _body(
-    {
-        "type": "object",
-        "required": ["reported_to_ap"],
-        "additionalProperties": False,
-        "properties": {
-            "reported_to_ap": {"type": "boolean"},
-            "ap_reference": {"type": "string"},
-            "reported_at": MOMENT,
-            "reasoning": TEXT,
-        },
-    }
-)
-CORRECTION_BODY = _body(
-    {
-        "type": "object",
-        "required": ["reason"],
-        "additionalProperties": False,
-        "properties": {
-            "reason": TEXT,
-            "data_subjects": {"type": "integer", "minimum": 0},
-            "data_subject_categories": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "required": ["category", "count"],
-                    "additionalProperties": False,
-                    "properties": {"category": {"type": "string"}, "count": {"type": "integer", "minimum": 0}},
-                },
-            },
-            "personal_data_categories": {"type": "array", "items": {"type": "string"}},
-            "add_parties": {"type": "array", "items": {"type": "string"}},
-        },
-    }
-)
-CLOSE_BODY = _body(
-    {"type": "object", "required": ["measures"], "additionalProperties": False, "properties": {"measures": TEXT}}
-)
 
 LOCATION = {"description": "The URL of the new breach.", "required": True, "schema": {"type": "string"}}
 MOMENT_OUT = {"type": "string", "format": "date-time"}
@@ -277,7 +196,6 @@ def _own_report(breach: Breach) -> None:
 @blp.route("", methods=["POST"])
 @blp.doc(
     security=SECURITY,
-    requestBody=REPORT_BODY,
     responses=responses(
         {201: json_response(BREACH, "The breach as stored", {"Location": LOCATION})},
         *PROBLEMS, *BODY_PROBLEMS, 403, 404, 409, 422,
@@ -285,11 +203,11 @@ def _own_report(breach: Breach) -> None:
 )
 @require_token
 @allow_suspended
-def report_breach() -> tuple[dict[str, Any], int, dict[str, str]]:
+@blp.arguments(inputs.ReportSchema)
+def report_breach(data: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, str]]:
     """Report a (suspected) breach; the broker computes its impact and notifies the affected parties."""
     session = db.session
     caller = current_caller()
-    data = inputs.load(inputs.ReportSchema(), inputs.request_json())
     convenant = _convenant_for_report(data.get("convenant_id"), caller.party_id)
     scope_data = data["scope"]
     pseudonymiser = runtime.keyring().pseudonymiser(convenant.id)
@@ -387,7 +305,6 @@ def get_breach(breach_id: str) -> dict[str, Any]:
 @blp.route("/<breach_id>/acknowledgements", methods=["POST"])
 @blp.doc(
     security=SECURITY,
-    requestBody=ACK_BODY,
     responses=responses(
         {
             201: json_response(ACKNOWLEDGEMENT, "Acknowledged"),
@@ -398,10 +315,10 @@ def get_breach(breach_id: str) -> dict[str, Any]:
 )
 @require_token
 @allow_suspended
-def acknowledge(breach_id: str) -> tuple[dict[str, Any], int]:
+@blp.arguments(inputs.AcknowledgementSchema, required=False)
+def acknowledge(data: dict[str, Any], breach_id: str) -> tuple[dict[str, Any], int]:
     """Acknowledge, as an affected party, that you have the notice (again: 200, nothing changes)."""
     session = db.session
-    inputs.load(inputs.AcknowledgementSchema(), inputs.request_json())
     breach, convenant = _visible(breach_id)
     caller = current_caller()
     with audited_step(session, caller.actor) as step:
@@ -421,15 +338,14 @@ def acknowledge(breach_id: str) -> tuple[dict[str, Any], int]:
 @blp.route("/<breach_id>/ap-decisions", methods=["POST"])
 @blp.doc(
     security=SECURITY,
-    requestBody=AP_BODY,
     responses=responses({201: json_response(AP_DECISION, "Decision recorded")}, *STEP_PROBLEMS),
 )
 @require_token
 @allow_suspended
-def decide_ap(breach_id: str) -> tuple[dict[str, Any], int]:
+@blp.arguments(inputs.ApDecisionSchema)
+def decide_ap(data: dict[str, Any], breach_id: str) -> tuple[dict[str, Any], int]:
     """Record your party's decision about reporting to the Autoriteit Persoonsgegevens (AVG art. 33)."""
     session = db.session
-    data = inputs.load(inputs.ApDecisionSchema(), inputs.request_json())
     breach, convenant = _visible(breach_id)
     caller = current_caller()
     decision = service.ApDecision(
@@ -449,15 +365,14 @@ def decide_ap(breach_id: str) -> tuple[dict[str, Any], int]:
 @blp.route("/<breach_id>/impact", methods=["PATCH"])
 @blp.doc(
     security=SECURITY,
-    requestBody=CORRECTION_BODY,
     responses=responses({200: json_response(BREACH, "The breach with the corrected impact")}, *STEP_PROBLEMS),
 )
 @require_token
 @allow_suspended
-def correct_impact(breach_id: str) -> dict[str, Any]:
+@blp.arguments(inputs.CorrectionSchema)
+def correct_impact(data: dict[str, Any], breach_id: str) -> dict[str, Any]:
     """Correct the computed impact (reporter only); the reason is required and every correction is audited."""
     session = db.session
-    data = inputs.load(inputs.CorrectionSchema(), inputs.request_json())
     breach, convenant = _visible(breach_id)
     _own_report(breach)
     correction = service.Correction.from_input(data)
@@ -469,15 +384,14 @@ def correct_impact(breach_id: str) -> dict[str, Any]:
 @blp.route("/<breach_id>/close", methods=["POST"])
 @blp.doc(
     security=SECURITY,
-    requestBody=CLOSE_BODY,
     responses=responses({200: json_response(BREACH, "The closed breach")}, *STEP_PROBLEMS),
 )
 @require_token
 @allow_suspended
-def close_breach(breach_id: str) -> dict[str, Any]:
+@blp.arguments(inputs.CloseSchema)
+def close_breach(data: dict[str, Any], breach_id: str) -> dict[str, Any]:
     """Close the breach (reporter only): needs the measures taken and every controller's AP decision."""
     session = db.session
-    data = inputs.load(inputs.CloseSchema(), inputs.request_json())
     breach, convenant = _visible(breach_id)
     _own_report(breach)
     with audited_step(session, current_caller().actor) as step:

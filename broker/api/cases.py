@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import request
-from flask_smorest import Blueprint
-
 from broker import idempotency, runtime
+from broker.api.body_parser import ApiBlueprint, Body, EnvelopeSchema
+from broker.api.field_docs import Passed
+from broker.api.record_schemas import Records
 from broker.api.submissions import ACCEPTED, IDEMPOTENCY_PARAMETER, record_replay
 from broker.api_base import (
     AUDITED_PROBLEMS,
@@ -15,51 +15,41 @@ from broker.api_base import (
     BODY_PROBLEMS,
     SECURITY,
     component,
-    json_body,
     json_response,
     responses,
 )
 from broker.audit_log import receipt_for
 from broker.auditing import Recorder, audited_step
 from broker.auth import current_caller, require_token
-from broker.errors import BadRequest, BrokerError, UnsupportedMediaType
+from broker.errors import BrokerError
 from broker.extensions import db
 from broker.services import lifecycle
 from broker.services.submission import audit_rejection, member_party
-from schemas.validation import reported_name
 
-blp = Blueprint("cases", __name__, url_prefix="/api/v1/convenants", description="End cases and correct records")
+blp = ApiBlueprint("cases", __name__, url_prefix="/api/v1/convenants", description="End cases and correct records")
 
-ENDING_BODY = {
-    "required": True,
-    "content": {
-        "application/json": {
-            "schema": {
-                "type": "object",
-                "required": ["bsn", "reason"],
-                "additionalProperties": False,
-                "properties": {
-                    "bsn": {"type": "string", "pattern": "^[0-9]{9}$"},
-                    "reason": {"type": "string", "description": "The id or code letter of a convenant ending reason."},
-                },
-            }
+class EndingSchema(EnvelopeSchema):
+    """A request to end a case: the pupil's BSN and an ending reason of the convenant.
+
+    Only its keys are checked here; the BSN and the reason by `lifecycle.end_case` in the audited
+    step (a wrong one is a 422 there, and audited as a refused ending).
+    """
+
+    bsn = Passed(metadata={"service_required": True, "type": "string", "pattern": "^[0-9]{9}$"})
+    reason = Passed(
+        metadata={
+            "service_required": True,
+            "type": "string",
+            "description": "The id or code letter of a convenant ending reason.",
         }
-    },
-}
+    )
 
-CORRECTION_BODY = {
-    "required": True,
-    "content": {
-        "application/json": {
-            "schema": {
-                "type": "object",
-                "required": ["records"],
-                "additionalProperties": False,
-                "properties": {"records": {"type": "array", "items": {"type": "object"}}},
-            }
-        }
-    },
-}
+
+class RecordCorrectionSchema(EnvelopeSchema):
+    """Corrected records; the convenant's `RecordValidator` checks them in the audited step."""
+
+    records = Records()
+
 
 # Both endpoints: the token checks, the convenant (404), the JSON body, its validation, the audit write.
 PROBLEMS = (*BEARER_PROBLEMS, *BODY_PROBLEMS, *AUDITED_PROBLEMS, 404, 422)
@@ -102,33 +92,14 @@ CORRECTED = component(
 )
 
 
-def _json_body(allowed: set[str]) -> dict[str, Any]:
-    mimetype = request.mimetype
-    if not (mimetype == "application/json" or mimetype.endswith("+json")):
-        raise UnsupportedMediaType("Stuur het verzoek als application/json.")
-    body = json_body()
-    if not isinstance(body, dict):
-        raise BadRequest("De body is geen geldig JSON-object.")
-    unknown = [(n, key) for n, key in enumerate(body, 1) if key not in allowed]
-    if unknown:
-        raise BadRequest(
-            "Onbekende velden in het verzoek.",
-            errors=[
-                {"record": None, "field": reported_name(key, n), "code": "not_allowed", "message": "Onbekend veld."}
-                for n, key in unknown
-            ],
-        )
-    return body
-
-
 @blp.route("/<convenant_id>/endings", methods=["POST"])
 @blp.doc(
     security=SECURITY,
-    requestBody=ENDING_BODY,
     responses=responses({201: json_response(ENDED, "Ended; the other parties get an end notice")}, *PROBLEMS),
 )
 @require_token
-def create_ending(convenant_id: str) -> tuple[dict[str, Any], int]:
+@blp.arguments(EndingSchema, deferred=True)
+def create_ending(request: Body, convenant_id: str) -> tuple[dict[str, Any], int]:
     """End the caller's case about a pupil: the other parties get an end notice, the broker forgets the pupil."""
     caller = current_caller()
     convenant = runtime.get_convenant(convenant_id)
@@ -140,7 +111,7 @@ def create_ending(convenant_id: str) -> tuple[dict[str, Any], int]:
 
     with audited_step(session, caller.actor, on_refusal=refused) as step:
         member_party(convenant, caller.party_id)
-        body = _json_body({"bsn", "reason"})
+        body = request.load()
         ended = lifecycle.end_case(
             session,
             keyring,
@@ -159,12 +130,14 @@ def create_ending(convenant_id: str) -> tuple[dict[str, Any], int]:
 @blp.route("/<convenant_id>/corrections", methods=["POST"])
 @blp.doc(
     security=SECURITY,
-    requestBody=CORRECTION_BODY,
     parameters=[IDEMPOTENCY_PARAMETER],
     responses=responses({201: json_response(CORRECTED, "Stored and delivered to earlier recipients")}, *PROBLEMS, 409),
 )
 @require_token
-def create_correction(convenant_id: str) -> tuple[dict[str, Any], int] | tuple[dict[str, Any], int, dict[str, str]]:
+@blp.arguments(RecordCorrectionSchema, deferred=True)
+def create_correction(
+    request: Body, convenant_id: str
+) -> tuple[dict[str, Any], int] | tuple[dict[str, Any], int, dict[str, str]]:
     """Correct records the caller's party sent; every recipient of an earlier version gets the correction."""
     caller = current_caller()
     convenant = runtime.get_convenant(convenant_id)
@@ -179,7 +152,7 @@ def create_correction(convenant_id: str) -> tuple[dict[str, Any], int] | tuple[d
         if isinstance(claim, idempotency.Replay):
             record_replay(step, convenant, claim)
             return claim.response()
-        body = _json_body({"records"})
+        body = request.load()
         corrected = lifecycle.correct(
             session,
             runtime.keyring(),

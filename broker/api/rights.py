@@ -8,11 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import marshmallow as ma
-from flask_smorest import Blueprint
-
 from broker import runtime
-from broker.api.breach_input import Moment, free_text, load, request_json
+from broker.api.body_parser import ApiBlueprint, Body, BodySchema
+from broker.api.input_fields import Moment, free_text
 from broker.api_base import (
     AUDITED_PROBLEMS,
     BEARER_PROBLEMS,
@@ -31,13 +29,11 @@ from broker.services.submission import member_party
 from schemas.convenant import Convenant
 from schemas.validation import Bsn, Choice
 
-blp = Blueprint(
+blp = ApiBlueprint(
     "rights", __name__, url_prefix="/api/v1/convenants", description="Data subjects' rights: forward, restrict, erase"
 )
 
 LONG_TEXT = 4000
-BSN = {"type": "string", "description": "BSN of the pupil; never repeated in an answer."}
-REASON = {"type": "string", "minLength": 1, "maxLength": LONG_TEXT}
 
 
 # Every endpoint here: the token checks, the convenant must exist (404), the audit write; those
@@ -87,24 +83,14 @@ ERASED = component(
 )
 
 
-def _body(required: list[str], properties: dict[str, Any]) -> dict[str, Any]:
-    schema = {"type": "object", "required": required, "additionalProperties": False, "properties": properties}
-    return {"required": True, "content": {"application/json": {"schema": schema}}}
-
-
-class _Strict(ma.Schema):
-    class Meta:
-        unknown = ma.RAISE
-
-
-class SubjectRequestSchema(_Strict):
+class SubjectRequestSchema(BodySchema):
     bsn = Bsn(required=True)
     kind = Choice(choices=rights.REQUEST_KINDS, required=True)
     received_at = Moment(required=True)
     note = free_text(LONG_TEXT)
 
 
-class SubjectSchema(_Strict):
+class SubjectSchema(BodySchema):
     bsn = Bsn(required=True)
     reason = free_text(LONG_TEXT, required=True)
 
@@ -122,22 +108,14 @@ def _pseudonym(convenant: Convenant, bsn: str) -> str:
 @blp.route("/<convenant_id>/subject-requests", methods=["POST"])
 @blp.doc(
     security=SECURITY,
-    requestBody=_body(
-        ["bsn", "kind", "received_at"],
-        {
-            "bsn": BSN,
-            "kind": {"type": "string", "enum": list(rights.REQUEST_KINDS)},
-            "received_at": {"type": "string", "description": "ISO 8601; without an offset: Europe/Amsterdam."},
-            "note": REASON,
-        },
-    ),
     responses=responses(
         {201: json_response(FORWARDED, "Registered (and forwarded to the controllers that hold data)")},
         *BODY_STEP_PROBLEMS,
     ),
 )
 @require_token
-def forward_subject_request(convenant_id: str) -> tuple[dict[str, Any], int]:
+@blp.arguments(SubjectRequestSchema, deferred=True)
+def forward_subject_request(body: Body, convenant_id: str) -> tuple[dict[str, Any], int]:
     """Register a data subject's request and forward it to the controllers that hold data about the pupil.
 
     The answer does not say whether or to whom it was forwarded.
@@ -145,7 +123,7 @@ def forward_subject_request(convenant_id: str) -> tuple[dict[str, Any], int]:
     session = db.session
     caller = current_caller()
     convenant, party_id = _member(convenant_id)
-    data = load(SubjectRequestSchema(), request_json())
+    data = body.load()  # after the membership check (403 before 422), as the body was always read
     with audited_step(session, caller.actor) as step:
         forwarded = rights.forward_request(
             session,
@@ -173,7 +151,6 @@ def forward_subject_request(convenant_id: str) -> tuple[dict[str, Any], int]:
 @blp.route("/<convenant_id>/restrictions", methods=["POST"])
 @blp.doc(
     security=SECURITY,
-    requestBody=_body(["bsn", "reason"], {"bsn": BSN, "reason": REASON}),
     responses=responses(
         {
             201: json_response(RESTRICTION, "Restricted"),
@@ -183,11 +160,12 @@ def forward_subject_request(convenant_id: str) -> tuple[dict[str, Any], int]:
     ),
 )
 @require_token
-def restrict_subject(convenant_id: str) -> tuple[dict[str, Any], int]:
+@blp.arguments(SubjectSchema, deferred=True)
+def restrict_subject(body: Body, convenant_id: str) -> tuple[dict[str, Any], int]:
     """Restrict processing (AVG art. 18): nothing about the pupil is routed to or from your party until it lifts it."""
     session = db.session
     convenant, party_id = _member(convenant_id)
-    data = load(SubjectSchema(), request_json())
+    data = body.load()
     with audited_step(session, current_caller().actor) as step:
         restriction, created = rights.restrict(
             session,
@@ -225,21 +203,21 @@ def _restriction_view(restriction: SubjectRestriction) -> dict[str, Any]:
 @blp.route("/<convenant_id>/erasures", methods=["POST"])
 @blp.doc(
     security=SECURITY,
-    requestBody=_body(["bsn", "reason"], {"bsn": BSN, "reason": REASON}),
     responses=responses(
         {201: json_response(ERASED, "Purged: the number of records the broker no longer holds")},
         *BODY_STEP_PROBLEMS,
     ),
 )
 @require_token
-def erase_subject(convenant_id: str) -> tuple[dict[str, Any], int]:
+@blp.arguments(SubjectSchema, deferred=True)
+def erase_subject(body: Body, convenant_id: str) -> tuple[dict[str, Any], int]:
     """Erase what the broker holds about the pupil in your party's flows (AVG art. 17).
 
     That is what your party sent about the pupil and what is on its way to your party.
     """
     session = db.session
     convenant, party_id = _member(convenant_id)
-    data = load(SubjectSchema(), request_json())
+    data = body.load()
     pseudonym = _pseudonym(convenant, data["bsn"])
     keyring = runtime.keyring()
     with audited_step(session, current_caller().actor) as step:

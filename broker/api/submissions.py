@@ -5,16 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 from flask import request
-from flask_smorest import Blueprint
 
 from broker import idempotency, runtime
+from broker.api.body_parser import ApiBlueprint, Body, EnvelopeSchema
+from broker.api.field_docs import Passed
+from broker.api.record_schemas import Records
 from broker.api_base import (
     AUDITED_PROBLEMS,
     BEARER_PROBLEMS,
     BODY_PROBLEMS,
     SECURITY,
     component,
-    json_body,
     json_response,
     responses,
 )
@@ -22,35 +23,44 @@ from broker.audit_log import receipt_for
 from broker.auditing import Recorder, Step, audited_step
 from broker.auth import current_caller, require_token
 from broker.csvio import parse_records
-from broker.errors import BadRequest, BrokerError, UnsupportedMediaType
+from broker.errors import BadRequest, BrokerError
 from broker.extensions import db
 from broker.services.matching import run_after_list
-from broker.services.submission import activity_for, audit_acceptance, audit_rejection, member_party, submit
+from broker.services.submission import (
+    KINDS,
+    QUARTER,
+    activity_for,
+    audit_acceptance,
+    audit_rejection,
+    member_party,
+    submit,
+)
 from schemas.convenant import Convenant
-from schemas.validation import reported_name
 
-blp = Blueprint(
+blp = ApiBlueprint(
     "submissions", __name__, url_prefix="/api/v1/convenants", description="Submit cases and quarterly lists"
 )
 
-SUBMISSION_BODY = {
-    "required": True,
-    "content": {
-        "application/json": {
-            "schema": {
-                "type": "object",
-                "required": ["kind", "records"],
-                "additionalProperties": False,
-                "properties": {
-                    "kind": {"type": "string", "enum": ["case", "quarterly_list"]},
-                    "quarter": {"type": "string", "pattern": "^[0-9]{4}-Q[1-4]$"},
-                    "records": {"type": "array", "items": {"type": "object"}},
-                },
-            }
-        },
-        "text/csv": {"schema": {"type": "string"}},
-    },
-}
+class SubmissionSchema(EnvelopeSchema):
+    """A submission as JSON: what it is, the quarter of a quarterly list, and its records.
+
+    Only its keys are checked here. `kind` and `quarter` are checked by `check_envelope`, the records
+    by the convenant's `RecordValidator`, in the audited step, as for a CSV (whose kind and quarter
+    come from the query): one rule for both, and a refusal is audited as one.
+    """
+
+    UNKNOWN_DETAIL = "Onbekende velden in de aanlevering."
+    UNSUPPORTED = "Lever aan als application/json of text/csv."
+
+    kind = Passed(metadata={"service_required": True, "type": "string", "enum": list(KINDS)})
+    quarter = Passed(
+        metadata={"type": "string", "pattern": QUARTER.pattern, "description": "The quarter of a quarterly list."}
+    )
+    records = Records()
+
+
+# A CSV body cannot go through a JSON schema: it is read by broker/csvio.py against the convenant.
+CSV_BODY = {"content": {"text/csv": {"schema": {"type": "string", "description": "One record a row (csvio)."}}}}
 IDEMPOTENCY_PARAMETER = {
     "name": "Idempotency-Key",
     "in": "header",
@@ -145,36 +155,22 @@ ACCEPTED = component(
 )
 
 
-def _read_body(convenant: Any) -> tuple[Any, Any, Any, list[int] | None]:
-    mimetype = request.mimetype
-    if mimetype == "text/csv":
+def _read_body(body: Body, convenant: Convenant) -> tuple[Any, Any, Any, list[int] | None]:
+    if request.mimetype == "text/csv":
         try:
             text = request.get_data(cache=False).decode("utf-8")
         except UnicodeDecodeError as e:
             raise BadRequest("CSV moet in UTF-8 zijn gecodeerd.") from e
         records, lines = parse_records(text, convenant)
         return request.args.get("kind"), request.args.get("quarter"), records, lines
-    if mimetype == "application/json" or mimetype.endswith("+json"):
-        body = json_body()
-        if not isinstance(body, dict):
-            raise BadRequest("De body is geen geldig JSON-object.")
-        unknown = [(n, key) for n, key in enumerate(body, 1) if key not in {"kind", "quarter", "records"}]
-        if unknown:
-            raise BadRequest(
-                "Onbekende velden in de aanlevering.",
-                errors=[
-                    {"record": None, "field": reported_name(key, n), "code": "not_allowed", "message": "Onbekend veld."}
-                    for n, key in unknown
-                ],
-            )
-        return body.get("kind"), body.get("quarter"), body.get("records"), None
-    raise UnsupportedMediaType("Lever aan als application/json of text/csv.")
+    data = body.load()
+    return data.get("kind"), data.get("quarter"), data.get("records"), None
 
 
 @blp.route("/<convenant_id>/submissions", methods=["POST"])
 @blp.doc(
     security=SECURITY,
-    requestBody=SUBMISSION_BODY,
+    requestBody=CSV_BODY,
     parameters=CSV_PARAMETERS,
     responses=responses(
         {201: json_response(ACCEPTED, "Stored whole and routed (a repeated key: the first answer)", REPLAY)},
@@ -182,7 +178,10 @@ def _read_body(convenant: Any) -> tuple[Any, Any, Any, list[int] | None]:
     ),
 )
 @require_token
-def create_submission(convenant_id: str) -> tuple[dict[str, Any], int] | tuple[dict[str, Any], int, dict[str, str]]:
+@blp.arguments(SubmissionSchema, deferred=True)
+def create_submission(
+    body: Body, convenant_id: str
+) -> tuple[dict[str, Any], int] | tuple[dict[str, Any], int, dict[str, str]]:
     """Submit cases or a quarterly list; validated whole, stored whole, routed."""
     caller = current_caller()
     convenant = runtime.get_convenant(convenant_id)
@@ -198,7 +197,7 @@ def create_submission(convenant_id: str) -> tuple[dict[str, Any], int] | tuple[d
         if isinstance(claim, idempotency.Replay):
             record_replay(step, convenant, claim)
             return claim.response()
-        kind, quarter, records, lines = _read_body(convenant)
+        kind, quarter, records, lines = _read_body(body, convenant)
         accepted = submit(
             session,
             runtime.keyring(),
@@ -217,12 +216,12 @@ def create_submission(convenant_id: str) -> tuple[dict[str, Any], int] | tuple[d
         summary = audit_acceptance(step.recorder, convenant, accepted)
     committed = step.committed
     assert committed is not None
-    body = accepted.as_dict()
-    body["receipt"] = receipt_for(session, committed.sealed[summary], committed.checkpoint)
-    idempotency.remember(session, claim, body, 201)
+    answer = accepted.as_dict()
+    answer["receipt"] = receipt_for(session, committed.sealed[summary], committed.checkpoint)
+    idempotency.remember(session, claim, answer, 201)
     if accepted.submission.kind == "quarterly_list":
         run_after_list(session, convenant, accepted.submission.quarter)
-    return body, 201
+    return answer, 201
 
 
 def record_replay(step: Step, convenant: Convenant, stored: idempotency.Replay) -> None:
