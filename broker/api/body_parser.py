@@ -87,7 +87,8 @@ def violations(
     """The errors in marshmallow's `messages` about the body (part) `data`; a key the caller made up
     is named by its position unless it is a plain identifier (`reported_name`)."""
     if isinstance(messages, Mapping):
-        for key, value in messages.items():
+        # In the order of the body: marshmallow collects unknown keys in a set.
+        for key, value in sorted(messages.items(), key=lambda item: key_position(data, item[0])):
             if key == "_schema":
                 yield from violations(value, data, prefix, unknown_message)
                 continue

@@ -4,19 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
+import marshmallow as ma
+
 from broker import idempotency, runtime
+from broker.api.answers import Answer, count, moment, uuid
 from broker.api.body_parser import ApiBlueprint, Body, EnvelopeSchema
 from broker.api.field_docs import Passed
 from broker.api.record_schemas import Records
-from broker.api.submissions import ACCEPTED, IDEMPOTENCY_PARAMETER, record_replay
+from broker.api.submissions import IDEMPOTENCY_PARAMETER, SubmissionAcceptedSchema, record_replay
 from broker.api_base import (
     AUDITED_PROBLEMS,
     BEARER_PROBLEMS,
     BODY_PROBLEMS,
     SECURITY,
-    component,
-    json_response,
-    responses,
+    VERSION,
+    problems,
 )
 from broker.audit_log import receipt_for
 from broker.auditing import Recorder, audited_step
@@ -53,50 +55,35 @@ class RecordCorrectionSchema(EnvelopeSchema):
 
 # Both endpoints: the token checks, the convenant (404), the JSON body, its validation, the audit write.
 PROBLEMS = (*BEARER_PROBLEMS, *BODY_PROBLEMS, *AUDITED_PROBLEMS, 404, 422)
-ENDED = component(
-    "CaseEnded",
-    {
-        "type": "object",
-        "required": ["ending_id", "convenant_id", "reason", "reason_code", "reason_text", "ended_at", "notified",
-                     "purged"],
-        "properties": {
-            "ending_id": {"type": "string", "format": "uuid"},
-            "convenant_id": {"type": "string"},
-            "reason": {"type": "string"},
-            "reason_code": {"type": "string"},
-            "reason_text": {"type": "string"},
-            "ended_at": {"type": "string", "format": "date-time"},
-            "notified": {"type": "array", "items": {"type": "string"}, "description": "The parties given notice."},
-            "purged": {"type": "integer", "minimum": 0},
-        },
-    },
-)
-CORRECTED = component(
-    "CorrectionAccepted",
-    {
-        "allOf": [
-            ACCEPTED,
-            {
-                "type": "object",
-                "required": ["corrects"],
-                "properties": {
-                    "corrects": {
-                        "type": "array",
-                        "items": {"type": "string"},
-                        "description": "Per record, the version it replaces (`<submission_id>/<seq>`).",
-                    }
-                },
-            },
-        ]
-    },
-)
+
+
+class CaseEndedSchema(Answer):
+    ending_id = uuid(required=True)
+    convenant_id = ma.fields.String(required=True)
+    reason = ma.fields.String(required=True)
+    reason_code = ma.fields.String(required=True)
+    reason_text = ma.fields.String(required=True)
+    ended_at = moment(required=True)
+    notified = ma.fields.List(
+        ma.fields.String(), required=True, metadata={"description": "The parties given notice."}
+    )
+    purged = count(required=True)
+
+
+class CorrectionAcceptedSchema(SubmissionAcceptedSchema):
+    corrects = ma.fields.List(
+        ma.fields.String(),
+        required=True,
+        metadata={"description": "Per record, the version it replaces (`<submission_id>/<seq>`)."},
+    )
 
 
 @blp.route("/<convenant_id>/endings", methods=["POST"])
 @blp.doc(
     security=SECURITY,
-    responses=responses({201: json_response(ENDED, "Ended; the other parties get an end notice")}, *PROBLEMS),
+    responses=problems(*PROBLEMS),
 )
+@blp.response(201, CaseEndedSchema, description="Ended; the other parties get an end notice", headers=VERSION)
 @require_token
 @blp.arguments(EndingSchema, deferred=True)
 def create_ending(request: Body, convenant_id: str) -> tuple[dict[str, Any], int]:
@@ -131,7 +118,10 @@ def create_ending(request: Body, convenant_id: str) -> tuple[dict[str, Any], int
 @blp.doc(
     security=SECURITY,
     parameters=[IDEMPOTENCY_PARAMETER],
-    responses=responses({201: json_response(CORRECTED, "Stored and delivered to earlier recipients")}, *PROBLEMS, 409),
+    responses=problems(*PROBLEMS, 409),
+)
+@blp.response(
+    201, CorrectionAcceptedSchema, description="Stored and delivered to earlier recipients", headers=VERSION
 )
 @require_token
 @blp.arguments(RecordCorrectionSchema, deferred=True)

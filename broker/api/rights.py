@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import marshmallow as ma
+
 from broker import runtime
+from broker.api.answers import Answer, count, moment, uuid
 from broker.api.body_parser import ApiBlueprint, Body, BodySchema
 from broker.api.input_fields import Moment, free_text
 from broker.api_base import (
@@ -16,9 +19,8 @@ from broker.api_base import (
     BEARER_PROBLEMS,
     BODY_PROBLEMS,
     SECURITY,
-    component,
-    json_response,
-    responses,
+    VERSION,
+    problems,
 )
 from broker.auditing import audited_step
 from broker.auth import current_caller, require_token
@@ -40,49 +42,32 @@ LONG_TEXT = 4000
 # with a body besides its size and its validation.
 PROBLEMS = (*BEARER_PROBLEMS, *AUDITED_PROBLEMS, 404)
 BODY_STEP_PROBLEMS = (*PROBLEMS, *BODY_PROBLEMS, 422)
-FORWARDED = component(
-    "SubjectRequestRegistered",
-    {
-        "type": "object",
-        "description": "The same answer whoever holds data about the pupil: the requester is not told who does.",
-        "required": ["request_id", "kind", "received_at", "registered_at", "detail"],
-        "properties": {
-            "request_id": {"type": "string", "format": "uuid"},
-            "kind": {"type": "string", "enum": list(rights.REQUEST_KINDS)},
-            "received_at": {"type": "string", "format": "date-time"},
-            "registered_at": {"type": "string", "format": "date-time"},
-            "detail": {"type": "string"},
-        },
-    },
-)
+
+
+class SubjectRequestRegisteredSchema(Answer):
+    """The same answer whoever holds data about the pupil: the requester is not told who does."""
+
+    request_id = uuid(required=True)
+    kind = ma.fields.String(required=True, metadata={"enum": list(rights.REQUEST_KINDS)})
+    received_at = moment(required=True)
+    registered_at = moment(required=True)
+    detail = ma.fields.String(required=True)
+
+
+class RestrictionSchema(Answer):
+    restriction_id = uuid(required=True)
+    started_at = moment(required=True)
+    lifted_at = moment(required=True, allow_none=True)
+
+
+class ErasureSchema(Answer):
+    purged = count(required=True, metadata={"description": "Records the broker no longer holds."})
+
+
 REGISTERED = (
     "Het verzoek is geregistreerd. De broker stuurt het door naar de andere verwerkingsverantwoordelijken die "
     "via de broker gegevens over deze leerling met uw partij uitwisselden; wie dat zijn, zegt de broker niet."
 )
-RESTRICTION = component(
-    "Restriction",
-    {
-        "type": "object",
-        "required": ["restriction_id", "started_at", "lifted_at"],
-        "properties": {
-            "restriction_id": {"type": "string", "format": "uuid"},
-            "started_at": {"type": "string", "format": "date-time"},
-            "lifted_at": {"type": "string", "format": "date-time", "nullable": True},
-        },
-    },
-)
-ERASED = component(
-    "Erasure",
-    {
-        "type": "object",
-        "required": ["purged"],
-        "properties": {
-            "purged": {"type": "integer", "minimum": 0, "description": "Records the broker no longer holds."}
-        },
-    },
-)
-
-
 class SubjectRequestSchema(BodySchema):
     bsn = Bsn(required=True)
     kind = Choice(choices=rights.REQUEST_KINDS, required=True)
@@ -108,10 +93,13 @@ def _pseudonym(convenant: Convenant, bsn: str) -> str:
 @blp.route("/<convenant_id>/subject-requests", methods=["POST"])
 @blp.doc(
     security=SECURITY,
-    responses=responses(
-        {201: json_response(FORWARDED, "Registered (and forwarded to the controllers that hold data)")},
-        *BODY_STEP_PROBLEMS,
-    ),
+    responses=problems(*BODY_STEP_PROBLEMS),
+)
+@blp.response(
+    201,
+    SubjectRequestRegisteredSchema,
+    description="Registered (and forwarded to the controllers that hold data)",
+    headers=VERSION,
 )
 @require_token
 @blp.arguments(SubjectRequestSchema, deferred=True)
@@ -151,14 +139,10 @@ def forward_subject_request(body: Body, convenant_id: str) -> tuple[dict[str, An
 @blp.route("/<convenant_id>/restrictions", methods=["POST"])
 @blp.doc(
     security=SECURITY,
-    responses=responses(
-        {
-            201: json_response(RESTRICTION, "Restricted"),
-            200: json_response(RESTRICTION, "Your party had already restricted it"),
-        },
-        *BODY_STEP_PROBLEMS,
-    ),
+    responses=problems(*BODY_STEP_PROBLEMS),
 )
+@blp.response(201, RestrictionSchema, description="Restricted", headers=VERSION)
+@blp.alt_response(200, schema=RestrictionSchema, description="Your party had already restricted it", headers=VERSION)
 @require_token
 @blp.arguments(SubjectSchema, deferred=True)
 def restrict_subject(body: Body, convenant_id: str) -> tuple[dict[str, Any], int]:
@@ -180,7 +164,8 @@ def restrict_subject(body: Body, convenant_id: str) -> tuple[dict[str, Any], int
 
 
 @blp.route("/<convenant_id>/restrictions/<restriction_id>", methods=["DELETE"])
-@blp.doc(security=SECURITY, responses=responses({200: json_response(RESTRICTION, "Lifted")}, *PROBLEMS, 409))
+@blp.doc(security=SECURITY, responses=problems(*PROBLEMS, 409))
+@blp.response(200, RestrictionSchema, description="Lifted", headers=VERSION)
 @require_token
 def lift_restriction(convenant_id: str, restriction_id: str) -> dict[str, Any]:
     """Lift a restriction your party requested; routing about the pupil resumes."""
@@ -203,10 +188,10 @@ def _restriction_view(restriction: SubjectRestriction) -> dict[str, Any]:
 @blp.route("/<convenant_id>/erasures", methods=["POST"])
 @blp.doc(
     security=SECURITY,
-    responses=responses(
-        {201: json_response(ERASED, "Purged: the number of records the broker no longer holds")},
-        *BODY_STEP_PROBLEMS,
-    ),
+    responses=problems(*BODY_STEP_PROBLEMS),
+)
+@blp.response(
+    201, ErasureSchema, description="Purged: the number of records the broker no longer holds", headers=VERSION
 )
 @require_token
 @blp.arguments(SubjectSchema, deferred=True)

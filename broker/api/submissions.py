@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import marshmallow as ma
 from flask import request
 
 from broker import idempotency, runtime
+from broker.api.answers import Answer, count, moment, uuid
 from broker.api.body_parser import ApiBlueprint, Body, EnvelopeSchema
 from broker.api.field_docs import Passed
 from broker.api.record_schemas import Records
@@ -15,9 +17,8 @@ from broker.api_base import (
     BEARER_PROBLEMS,
     BODY_PROBLEMS,
     SECURITY,
-    component,
-    json_response,
-    responses,
+    VERSION,
+    problems,
 )
 from broker.audit_log import receipt_for
 from broker.auditing import Recorder, Step, audited_step
@@ -93,66 +94,48 @@ CSV_PARAMETERS = [
         "schema": {"type": "string", "pattern": "^[0-9]{4}-Q[1-4]$"},
     },
 ]
-RECEIPT = component(
-    "Receipt",
-    {
-        "type": "object",
-        "description": "Proof that the audit entry of the step is in the log signed by `checkpoint`.",
-        "required": ["index", "leaf_hash", "tree_size", "checkpoint", "inclusion_proof"],
-        "properties": {
-            "index": {"type": "integer", "minimum": 0},
-            "leaf_hash": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
-            "tree_size": {"type": "integer", "minimum": 1},
-            "checkpoint": {"type": "string", "description": "The signed checkpoint note (C2SP tlog-checkpoint)."},
-            "inclusion_proof": {"type": "array", "items": {"type": "string", "pattern": "^[0-9a-f]{64}$"}},
-        },
-    },
-)
-ACCEPTED = component(
-    "SubmissionAccepted",
-    {
-        "type": "object",
-        "required": [
-            "submission_id", "convenant_id", "kind", "quarter", "accepted", "received_at", "deliveries",
-            "restricted", "duplicates", "receipt",
-        ],
-        "properties": {
-            "submission_id": {"type": "string", "format": "uuid"},
-            "convenant_id": {"type": "string"},
-            "kind": {"type": "string"},
-            "quarter": {"type": "string", "nullable": True},
-            "accepted": {"type": "integer", "minimum": 0, "description": "The number of records stored."},
-            "received_at": {"type": "string", "format": "date-time"},
-            "deliveries": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "required": ["delivery_id", "recipient", "records"],
-                    "properties": {
-                        "delivery_id": {"type": "string", "format": "uuid"},
-                        "recipient": {"type": "string"},
-                        "records": {"type": "integer", "minimum": 0},
-                    },
-                },
-            },
-            "restricted": {
-                "type": "integer",
-                "minimum": 0,
-                "description": "Records your own restriction keeps at the broker: stored, not routed.",
-            },
-            "duplicates": {
-                "type": "array",
-                "description": "Records not delivered again: unchanged since they last went to that recipient.",
-                "items": {
-                    "type": "object",
-                    "required": ["record", "recipient"],
-                    "properties": {"record": {"type": "integer", "minimum": 0}, "recipient": {"type": "string"}},
-                },
-            },
-            "receipt": RECEIPT,
-        },
-    },
-)
+
+
+class ReceiptSchema(Answer):
+    """Proof that the audit entry of the step is in the log signed by `checkpoint`."""
+
+    index = count(required=True)
+    leaf_hash = ma.fields.String(required=True, metadata={"pattern": "^[0-9a-f]{64}$"})
+    tree_size = ma.fields.Integer(required=True, metadata={"minimum": 1})
+    checkpoint = ma.fields.String(
+        required=True, metadata={"description": "The signed checkpoint note (C2SP tlog-checkpoint)."}
+    )
+    inclusion_proof = ma.fields.List(ma.fields.String(metadata={"pattern": "^[0-9a-f]{64}$"}), required=True)
+
+
+class DeliveredSchema(Answer):
+    delivery_id = uuid(required=True)
+    recipient = ma.fields.String(required=True)
+    records = count(required=True)
+
+
+class DuplicateSchema(Answer):
+    record = count(required=True)
+    recipient = ma.fields.String(required=True)
+
+
+class SubmissionAcceptedSchema(Answer):
+    submission_id = uuid(required=True)
+    convenant_id = ma.fields.String(required=True)
+    kind = ma.fields.String(required=True)
+    quarter = ma.fields.String(required=True, allow_none=True)
+    accepted = count(required=True, metadata={"description": "The number of records stored."})
+    received_at = moment(required=True)
+    deliveries = ma.fields.List(ma.fields.Nested(DeliveredSchema), required=True)
+    restricted = count(
+        required=True, metadata={"description": "Records your own restriction keeps at the broker: stored, not routed."}
+    )
+    duplicates = ma.fields.List(
+        ma.fields.Nested(DuplicateSchema),
+        required=True,
+        metadata={"description": "Records not delivered again: unchanged since they last went to that recipient."},
+    )
+    receipt = ma.fields.Nested(ReceiptSchema, required=True)
 
 
 def _read_body(body: Body, convenant: Convenant) -> tuple[Any, Any, Any, list[int] | None]:
@@ -172,10 +155,13 @@ def _read_body(body: Body, convenant: Convenant) -> tuple[Any, Any, Any, list[in
     security=SECURITY,
     requestBody=CSV_BODY,
     parameters=CSV_PARAMETERS,
-    responses=responses(
-        {201: json_response(ACCEPTED, "Stored whole and routed (a repeated key: the first answer)", REPLAY)},
-        *BEARER_PROBLEMS, *BODY_PROBLEMS, *AUDITED_PROBLEMS, 404, 409, 422,
-    ),
+    responses=problems(*BEARER_PROBLEMS, *BODY_PROBLEMS, *AUDITED_PROBLEMS, 404, 409, 422),
+)
+@blp.response(
+    201,
+    SubmissionAcceptedSchema,
+    description="Stored whole and routed (a repeated key: the first answer)",
+    headers={**VERSION, **REPLAY},
 )
 @require_token
 @blp.arguments(SubmissionSchema, deferred=True)
