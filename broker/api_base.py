@@ -136,6 +136,19 @@ def responses(success: Mapping[int, dict[str, Any]], *problems: int) -> dict[str
     return documented
 
 
+# The headers of every success response (`@blp.response(..., headers=VERSION)`).
+VERSION: dict[str, Any] = {"API-Version": "ApiVersion"}
+# The other media type of an answer `Accept: text/csv` asks for (broker/csvio.py writes it).
+CSV_ANSWER: dict[str, Any] = {"content": {"text/csv": {"schema": {"type": "string"}}}}
+
+
+def problems(*statuses: int) -> dict[int, Any]:
+    """The problem+json responses of an operation (for `@blp.doc(responses=...)`), one per status.
+
+    Keyed by int, as flask-smorest keys the success responses it merges them with."""
+    return {status: problem_response_name(status) for status in sorted(set(statuses))}
+
+
 def _finite(text: str) -> float:
     value = float(text)
     if not math.isfinite(value):
@@ -191,6 +204,12 @@ class ProblemApi(Api):
 
     # No catch-all `default` response: each operation lists what it answers (see `responses`).
     DEFAULT_ERROR_RESPONSE_NAME = None
+
+    def _init_spec(self, *, marshmallow_plugin: Any = None, **kwargs: Any) -> None:
+        # The broker's fields document themselves (broker/api/field_docs.py).
+        from broker.api.field_docs import BrokerMarshmallowPlugin
+
+        super()._init_spec(marshmallow_plugin=marshmallow_plugin or BrokerMarshmallowPlugin(), **kwargs)
 
     def init_app(self, app: Flask, *args: Any, **kwargs: Any) -> None:
         super().init_app(app, *args, **kwargs)

@@ -8,19 +8,19 @@ from __future__ import annotations
 from typing import Any
 
 from flask import request
-from flask_smorest import Blueprint
 
 from broker import runtime
+from broker.api import breach_answers as answers
 from broker.api import breach_input as inputs
+from broker.api.body_parser import ApiBlueprint
 from broker.api_base import (
     AUDITED_PROBLEMS,
     BEARER_PROBLEMS_SUSPENDED_TOO,
     BODY_PROBLEMS,
+    CSV_ANSWER,
     SECURITY,
-    component,
-    content_response,
-    json_response,
-    responses,
+    VERSION,
+    problems,
 )
 from broker.auditing import audited_step
 from broker.auth import allow_suspended, current_caller, require_token
@@ -32,7 +32,7 @@ from broker.extensions import db
 from broker.models import Breach
 from schemas.convenant import Convenant
 
-blp = Blueprint("breaches", __name__, url_prefix="/api/v1/breaches", description="The 24-hour breach workflow")
+blp = ApiBlueprint("breaches", __name__, url_prefix="/api/v1/breaches", description="The 24-hour breach workflow")
 
 # Every breach endpoint: the token checks (a suspended party is let through) and the audit write.
 PROBLEMS = (*BEARER_PROBLEMS_SUSPENDED_TOO, *AUDITED_PROBLEMS)
@@ -41,215 +41,7 @@ PROBLEMS = (*BEARER_PROBLEMS_SUSPENDED_TOO, *AUDITED_PROBLEMS)
 STEP_PROBLEMS = (*PROBLEMS, *BODY_PROBLEMS, 403, 404, 409, 422)
 
 
-def _body(schema: dict[str, Any]) -> dict[str, Any]:
-    return {"required": True, "content": {"application/json": {"schema": schema}}}
-
-
-MOMENT = {"type": "string", "description": "ISO 8601; without an offset it is read as Europe/Amsterdam time."}
-TEXT = {"type": "string", "minLength": 1, "maxLength": inputs.LONG_TEXT}
-REPORT_BODY = _body(
-    {
-        "type": "object",
-        "required": ["detected_at", "description", "suspected_cause", "scope"],
-        "additionalProperties": False,
-        "properties": {
-            "convenant_id": {"type": "string"},
-            "detected_at": MOMENT,
-            "description": TEXT,
-            "suspected_cause": TEXT,
-            "scope": {
-                "type": "object",
-                "additionalProperties": False,
-                "properties": {
-                    "submissions": {"type": "array", "items": {"type": "string"}},
-                    "deliveries": {"type": "array", "items": {"type": "string"}},
-                    "window": {
-                        "type": "object",
-                        "required": ["from", "to"],
-                        "additionalProperties": False,
-                        "properties": {"from": MOMENT, "to": MOMENT},
-                    },
-                    "subjects": {"type": "array", "items": {"type": "string", "description": "BSN"}},
-                },
-            },
-        },
-    }
-)
-ACK_BODY = {
-    "required": False,
-    "content": {
-        "application/json": {
-            "schema": {"type": "object", "additionalProperties": False, "properties": {"comment": TEXT}}
-        }
-    },
-}
-AP_BODY = _body(
-    {
-        "type": "object",
-        "required": ["reported_to_ap"],
-        "additionalProperties": False,
-        "properties": {
-            "reported_to_ap": {"type": "boolean"},
-            "ap_reference": {"type": "string"},
-            "reported_at": MOMENT,
-            "reasoning": TEXT,
-        },
-    }
-)
-CORRECTION_BODY = _body(
-    {
-        "type": "object",
-        "required": ["reason"],
-        "additionalProperties": False,
-        "properties": {
-            "reason": TEXT,
-            "data_subjects": {"type": "integer", "minimum": 0},
-            "data_subject_categories": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "required": ["category", "count"],
-                    "additionalProperties": False,
-                    "properties": {"category": {"type": "string"}, "count": {"type": "integer", "minimum": 0}},
-                },
-            },
-            "personal_data_categories": {"type": "array", "items": {"type": "string"}},
-            "add_parties": {"type": "array", "items": {"type": "string"}},
-        },
-    }
-)
-CLOSE_BODY = _body(
-    {"type": "object", "required": ["measures"], "additionalProperties": False, "properties": {"measures": TEXT}}
-)
-
 LOCATION = {"description": "The URL of the new breach.", "required": True, "schema": {"type": "string"}}
-MOMENT_OUT = {"type": "string", "format": "date-time"}
-NULLABLE_MOMENT = {**MOMENT_OUT, "nullable": True}
-BREACH_PARTY = component(
-    "BreachParty",
-    {
-        "type": "object",
-        "required": ["party_id", "name", "role", "notified_at", "acknowledged_at", "ap_decision", "ap_overdue"],
-        "properties": {
-            "party_id": {"type": "string"},
-            "name": {"type": "string"},
-            "role": {"type": "string"},
-            "notified_at": NULLABLE_MOMENT,
-            "notified_via": {"type": "string", "nullable": True},
-            "acknowledged_at": NULLABLE_MOMENT,
-            "ap_decision": {
-                "type": "object",
-                "nullable": True,
-                "required": ["reported_to_ap"],
-                "properties": {
-                    "reported_to_ap": {"type": "boolean"},
-                    "ap_reference": {"type": "string", "nullable": True},
-                    "reported_at": NULLABLE_MOMENT,
-                    "reasoning": {"type": "string", "nullable": True},
-                    "decided_at": NULLABLE_MOMENT,
-                    "decided_by": {"type": "string", "nullable": True},
-                },
-            },
-            "ap_deadline": MOMENT_OUT,
-            "ap_overdue": {"type": "boolean"},
-        },
-    },
-)
-BREACH = component(
-    "Breach",
-    {
-        "type": "object",
-        "required": [
-            "id", "number", "convenant_id", "reporting_party", "reported_at", "detected_at", "deadline",
-            "ap_deadline", "state", "late", "seconds_left", "description", "suspected_cause", "scope", "impact",
-            "parties", "containment", "closed_at",
-        ],
-        "properties": {
-            "id": {"type": "string", "format": "uuid"},
-            "number": {"type": "integer", "minimum": 1},
-            "convenant_id": {"type": "string"},
-            "reporting_party": {"type": "string", "nullable": True, "description": "None: the broker itself."},
-            "reported_by": {"type": "string"},
-            "reported_at": MOMENT_OUT,
-            "detected_at": MOMENT_OUT,
-            "deadline": MOMENT_OUT,
-            "ap_deadline": MOMENT_OUT,
-            "state": {"type": "string", "enum": list(breach_state.STATES)},
-            "late": {"type": "boolean"},
-            "late_since": NULLABLE_MOMENT,
-            "seconds_left": {"type": "integer", "nullable": True},
-            "description": {"type": "string"},
-            "suspected_cause": {"type": "string"},
-            "scope": {"type": "object", "description": "Submissions, deliveries, a window; subjects only counted."},
-            "impact": {"type": "object"},
-            "impact_computed": {"type": "object"},
-            "parties": {"type": "array", "items": BREACH_PARTY},
-            "containment": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "required": ["party_id", "started_at", "lifted_at"],
-                    "properties": {
-                        "party_id": {"type": "string"},
-                        "started_at": MOMENT_OUT,
-                        "started_by": {"type": "string"},
-                        "lifted_at": NULLABLE_MOMENT,
-                    },
-                },
-            },
-            "measures": {"type": "string", "nullable": True},
-            "closed_at": NULLABLE_MOMENT,
-            "closed_by": {"type": "string", "nullable": True},
-            "trace_id": {"type": "string"},
-            "events": {
-                "type": "array",
-                "description": "The breach's history (not in lists).",
-                "items": {
-                    "type": "object",
-                    "required": ["at", "actor", "kind", "detail"],
-                    "properties": {
-                        "at": MOMENT_OUT,
-                        "actor": {"type": "string"},
-                        "kind": {"type": "string"},
-                        "detail": {"type": "object"},
-                    },
-                },
-            },
-        },
-    },
-)
-BREACH_LIST = component(
-    "BreachList",
-    {"type": "object", "required": ["breaches"], "properties": {"breaches": {"type": "array", "items": BREACH}}},
-)
-ACKNOWLEDGEMENT = component(
-    "BreachAcknowledgement",
-    {
-        "type": "object",
-        "required": ["breach_id", "party_id", "acknowledged_at", "late", "state"],
-        "properties": {
-            "breach_id": {"type": "string", "format": "uuid"},
-            "party_id": {"type": "string"},
-            "acknowledged_at": MOMENT_OUT,
-            "late": {"type": "boolean"},
-            "state": {"type": "string", "enum": list(breach_state.STATES)},
-        },
-    },
-)
-AP_DECISION = component(
-    "BreachApDecision",
-    {
-        "allOf": [
-            BREACH_PARTY,
-            {
-                "type": "object",
-                "required": ["breach_id"],
-                "properties": {"breach_id": {"type": "string", "format": "uuid"}},
-            },
-        ]
-    },
-)
-
 
 def _convenant_for_report(convenant_id: str | None, party_id: str) -> Convenant:
     if convenant_id:
@@ -275,21 +67,15 @@ def _own_report(breach: Breach) -> None:
 
 
 @blp.route("", methods=["POST"])
-@blp.doc(
-    security=SECURITY,
-    requestBody=REPORT_BODY,
-    responses=responses(
-        {201: json_response(BREACH, "The breach as stored", {"Location": LOCATION})},
-        *PROBLEMS, *BODY_PROBLEMS, 403, 404, 409, 422,
-    ),
-)
+@blp.doc(security=SECURITY, responses=problems(*PROBLEMS, *BODY_PROBLEMS, 403, 404, 409, 422))
+@blp.response(201, answers.BreachSchema, description="The breach as stored", headers={**VERSION, "Location": LOCATION})
 @require_token
 @allow_suspended
-def report_breach() -> tuple[dict[str, Any], int, dict[str, str]]:
+@blp.arguments(inputs.ReportSchema)
+def report_breach(data: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, str]]:
     """Report a (suspected) breach; the broker computes its impact and notifies the affected parties."""
     session = db.session
     caller = current_caller()
-    data = inputs.load(inputs.ReportSchema(), inputs.request_json())
     convenant = _convenant_for_report(data.get("convenant_id"), caller.party_id)
     scope_data = data["scope"]
     pseudonymiser = runtime.keyring().pseudonymiser(convenant.id)
@@ -321,15 +107,13 @@ def report_breach() -> tuple[dict[str, Any], int, dict[str, str]]:
 @blp.doc(
     security=SECURITY,
     parameters=[{"name": "state", "in": "query", "schema": {"type": "string", "enum": list(breach_state.STATES)}}],
-    responses=responses(
-        {
-            200: content_response(
-                {"application/json": BREACH_LIST, "text/csv": {"type": "string"}},
-                "The breaches; as CSV on `Accept: text/csv` your party's breach register",
-            )
-        },
-        *PROBLEMS,
-    ),
+    responses={**problems(*PROBLEMS), 200: CSV_ANSWER},
+)
+@blp.response(
+    200,
+    answers.BreachListSchema,
+    description="The breaches; as CSV on `Accept: text/csv` your party's breach register",
+    headers=VERSION,
 )
 @require_token
 @allow_suspended
@@ -365,10 +149,8 @@ def list_breaches() -> Any:
 
 
 @blp.route("/<breach_id>", methods=["GET"])
-@blp.doc(
-    security=SECURITY,
-    responses=responses({200: json_response(BREACH, "The breach with its history")}, *PROBLEMS, 404),
-)
+@blp.doc(security=SECURITY, responses=problems(*PROBLEMS, 404))
+@blp.response(200, answers.BreachSchema, description="The breach with its history", headers=VERSION)
 @require_token
 @allow_suspended
 def get_breach(breach_id: str) -> dict[str, Any]:
@@ -386,23 +168,20 @@ def get_breach(breach_id: str) -> dict[str, Any]:
 
 
 @blp.route("/<breach_id>/acknowledgements", methods=["POST"])
-@blp.doc(
-    security=SECURITY,
-    requestBody=ACK_BODY,
-    responses=responses(
-        {
-            201: json_response(ACKNOWLEDGEMENT, "Acknowledged"),
-            200: json_response(ACKNOWLEDGEMENT, "Your party had acknowledged it before; nothing changed"),
-        },
-        *STEP_PROBLEMS,
-    ),
+@blp.doc(security=SECURITY, responses=problems(*STEP_PROBLEMS))
+@blp.response(201, answers.BreachAcknowledgementSchema, description="Acknowledged", headers=VERSION)
+@blp.alt_response(
+    200,
+    schema=answers.BreachAcknowledgementSchema,
+    description="Your party had acknowledged it before; nothing changed",
+    headers=VERSION,
 )
 @require_token
 @allow_suspended
-def acknowledge(breach_id: str) -> tuple[dict[str, Any], int]:
+@blp.arguments(inputs.AcknowledgementSchema, required=False)
+def acknowledge(data: dict[str, Any], breach_id: str) -> tuple[dict[str, Any], int]:
     """Acknowledge, as an affected party, that you have the notice (again: 200, nothing changes)."""
     session = db.session
-    inputs.load(inputs.AcknowledgementSchema(), inputs.request_json())
     breach, convenant = _visible(breach_id)
     caller = current_caller()
     with audited_step(session, caller.actor) as step:
@@ -420,17 +199,14 @@ def acknowledge(breach_id: str) -> tuple[dict[str, Any], int]:
 
 
 @blp.route("/<breach_id>/ap-decisions", methods=["POST"])
-@blp.doc(
-    security=SECURITY,
-    requestBody=AP_BODY,
-    responses=responses({201: json_response(AP_DECISION, "Decision recorded")}, *STEP_PROBLEMS),
-)
+@blp.doc(security=SECURITY, responses=problems(*STEP_PROBLEMS))
+@blp.response(201, answers.BreachApDecisionSchema, description="Decision recorded", headers=VERSION)
 @require_token
 @allow_suspended
-def decide_ap(breach_id: str) -> tuple[dict[str, Any], int]:
+@blp.arguments(inputs.ApDecisionSchema)
+def decide_ap(data: dict[str, Any], breach_id: str) -> tuple[dict[str, Any], int]:
     """Record your party's decision about reporting to the Autoriteit Persoonsgegevens (AVG art. 33)."""
     session = db.session
-    data = inputs.load(inputs.ApDecisionSchema(), inputs.request_json())
     breach, convenant = _visible(breach_id)
     caller = current_caller()
     decision = steps.ApDecision(
@@ -448,17 +224,14 @@ def decide_ap(breach_id: str) -> tuple[dict[str, Any], int]:
 
 
 @blp.route("/<breach_id>/impact", methods=["PATCH"])
-@blp.doc(
-    security=SECURITY,
-    requestBody=CORRECTION_BODY,
-    responses=responses({200: json_response(BREACH, "The breach with the corrected impact")}, *STEP_PROBLEMS),
-)
+@blp.doc(security=SECURITY, responses=problems(*STEP_PROBLEMS))
+@blp.response(200, answers.BreachSchema, description="The breach with the corrected impact", headers=VERSION)
 @require_token
 @allow_suspended
-def correct_impact(breach_id: str) -> dict[str, Any]:
+@blp.arguments(inputs.CorrectionSchema)
+def correct_impact(data: dict[str, Any], breach_id: str) -> dict[str, Any]:
     """Correct the computed impact (reporter only); the reason is required and every correction is audited."""
     session = db.session
-    data = inputs.load(inputs.CorrectionSchema(), inputs.request_json())
     breach, convenant = _visible(breach_id)
     _own_report(breach)
     correction = steps.Correction.from_input(data)
@@ -468,17 +241,14 @@ def correct_impact(breach_id: str) -> dict[str, Any]:
 
 
 @blp.route("/<breach_id>/close", methods=["POST"])
-@blp.doc(
-    security=SECURITY,
-    requestBody=CLOSE_BODY,
-    responses=responses({200: json_response(BREACH, "The closed breach")}, *STEP_PROBLEMS),
-)
+@blp.doc(security=SECURITY, responses=problems(*STEP_PROBLEMS))
+@blp.response(200, answers.BreachSchema, description="The closed breach", headers=VERSION)
 @require_token
 @allow_suspended
-def close_breach(breach_id: str) -> dict[str, Any]:
+@blp.arguments(inputs.CloseSchema)
+def close_breach(data: dict[str, Any], breach_id: str) -> dict[str, Any]:
     """Close the breach (reporter only): needs the measures taken and every controller's AP decision."""
     session = db.session
-    data = inputs.load(inputs.CloseSchema(), inputs.request_json())
     breach, convenant = _visible(breach_id)
     _own_report(breach)
     with audited_step(session, current_caller().actor) as step:

@@ -4,131 +4,89 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import request
-from flask_smorest import Blueprint
+import marshmallow as ma
 
 from broker import idempotency, runtime
-from broker.api.submissions import ACCEPTED, IDEMPOTENCY_PARAMETER, record_replay
+from broker.api.answers import Answer, count, moment, uuid
+from broker.api.body_parser import ApiBlueprint, Body, EnvelopeSchema
+from broker.api.field_docs import Passed
+from broker.api.record_schemas import Records
+from broker.api.submissions import IDEMPOTENCY_PARAMETER, SubmissionAcceptedSchema, record_replay
 from broker.api_base import (
     AUDITED_PROBLEMS,
     BEARER_PROBLEMS,
     BODY_PROBLEMS,
     SECURITY,
-    component,
-    json_body,
-    json_response,
-    responses,
+    VERSION,
+    problems,
 )
 from broker.audit_log import receipt_for
 from broker.auditing import Recorder, audited_step
 from broker.auth import current_caller, require_token
-from broker.errors import BadRequest, BrokerError, UnsupportedMediaType
+from broker.errors import BrokerError
 from broker.extensions import db
 from broker.services import lifecycle
 from broker.services.submission import audit_rejection, member_party
-from schemas.validation import reported_name
 
-blp = Blueprint("cases", __name__, url_prefix="/api/v1/convenants", description="End cases and correct records")
+blp = ApiBlueprint("cases", __name__, url_prefix="/api/v1/convenants", description="End cases and correct records")
 
-ENDING_BODY = {
-    "required": True,
-    "content": {
-        "application/json": {
-            "schema": {
-                "type": "object",
-                "required": ["bsn", "reason"],
-                "additionalProperties": False,
-                "properties": {
-                    "bsn": {"type": "string", "pattern": "^[0-9]{9}$"},
-                    "reason": {"type": "string", "description": "The id or code letter of a convenant ending reason."},
-                },
-            }
+class EndingSchema(EnvelopeSchema):
+    """A request to end a case: the pupil's BSN and an ending reason of the convenant.
+
+    Only its keys are checked here; the BSN and the reason by `lifecycle.end_case` in the audited
+    step (a wrong one is a 422 there, and audited as a refused ending).
+    """
+
+    bsn = Passed(metadata={"service_required": True, "type": "string", "pattern": "^[0-9]{9}$"})
+    reason = Passed(
+        metadata={
+            "service_required": True,
+            "type": "string",
+            "description": "The id or code letter of a convenant ending reason.",
         }
-    },
-}
+    )
 
-CORRECTION_BODY = {
-    "required": True,
-    "content": {
-        "application/json": {
-            "schema": {
-                "type": "object",
-                "required": ["records"],
-                "additionalProperties": False,
-                "properties": {"records": {"type": "array", "items": {"type": "object"}}},
-            }
-        }
-    },
-}
+
+class RecordCorrectionSchema(EnvelopeSchema):
+    """Corrected records; the convenant's `RecordValidator` checks them in the audited step."""
+
+    records = Records()
+
 
 # Both endpoints: the token checks, the convenant (404), the JSON body, its validation, the audit write.
 PROBLEMS = (*BEARER_PROBLEMS, *BODY_PROBLEMS, *AUDITED_PROBLEMS, 404, 422)
-ENDED = component(
-    "CaseEnded",
-    {
-        "type": "object",
-        "required": ["ending_id", "convenant_id", "reason", "reason_code", "reason_text", "ended_at", "notified",
-                     "purged"],
-        "properties": {
-            "ending_id": {"type": "string", "format": "uuid"},
-            "convenant_id": {"type": "string"},
-            "reason": {"type": "string"},
-            "reason_code": {"type": "string"},
-            "reason_text": {"type": "string"},
-            "ended_at": {"type": "string", "format": "date-time"},
-            "notified": {"type": "array", "items": {"type": "string"}, "description": "The parties given notice."},
-            "purged": {"type": "integer", "minimum": 0},
-        },
-    },
-)
-CORRECTED = component(
-    "CorrectionAccepted",
-    {
-        "allOf": [
-            ACCEPTED,
-            {
-                "type": "object",
-                "required": ["corrects"],
-                "properties": {
-                    "corrects": {
-                        "type": "array",
-                        "items": {"type": "string"},
-                        "description": "Per record, the version it replaces (`<submission_id>/<seq>`).",
-                    }
-                },
-            },
-        ]
-    },
-)
 
 
-def _json_body(allowed: set[str]) -> dict[str, Any]:
-    mimetype = request.mimetype
-    if not (mimetype == "application/json" or mimetype.endswith("+json")):
-        raise UnsupportedMediaType("Stuur het verzoek als application/json.")
-    body = json_body()
-    if not isinstance(body, dict):
-        raise BadRequest("De body is geen geldig JSON-object.")
-    unknown = [(n, key) for n, key in enumerate(body, 1) if key not in allowed]
-    if unknown:
-        raise BadRequest(
-            "Onbekende velden in het verzoek.",
-            errors=[
-                {"record": None, "field": reported_name(key, n), "code": "not_allowed", "message": "Onbekend veld."}
-                for n, key in unknown
-            ],
-        )
-    return body
+class CaseEndedSchema(Answer):
+    ending_id = uuid(required=True)
+    convenant_id = ma.fields.String(required=True)
+    reason = ma.fields.String(required=True)
+    reason_code = ma.fields.String(required=True)
+    reason_text = ma.fields.String(required=True)
+    ended_at = moment(required=True)
+    notified = ma.fields.List(
+        ma.fields.String(), required=True, metadata={"description": "The parties given notice."}
+    )
+    purged = count(required=True)
+
+
+class CorrectionAcceptedSchema(SubmissionAcceptedSchema):
+    corrects = ma.fields.List(
+        ma.fields.String(),
+        required=True,
+        metadata={"description": "Per record, the version it replaces (`<submission_id>/<seq>`)."},
+    )
 
 
 @blp.route("/<convenant_id>/endings", methods=["POST"])
 @blp.doc(
     security=SECURITY,
-    requestBody=ENDING_BODY,
-    responses=responses({201: json_response(ENDED, "Ended; the other parties get an end notice")}, *PROBLEMS),
+    responses=problems(*PROBLEMS),
 )
+@blp.response(201, CaseEndedSchema, description="Ended; the other parties get an end notice", headers=VERSION)
 @require_token
-def create_ending(convenant_id: str) -> tuple[dict[str, Any], int]:
+@blp.arguments(EndingSchema, deferred=True)
+def create_ending(request: Body, convenant_id: str) -> tuple[dict[str, Any], int]:
     """End the caller's case about a pupil: the other parties get an end notice, the broker forgets the pupil."""
     caller = current_caller()
     convenant = runtime.get_convenant(convenant_id)
@@ -140,7 +98,7 @@ def create_ending(convenant_id: str) -> tuple[dict[str, Any], int]:
 
     with audited_step(session, caller.actor, on_refusal=refused) as step:
         member_party(convenant, caller.party_id)
-        body = _json_body({"bsn", "reason"})
+        body = request.load()
         ended = lifecycle.end_case(
             session,
             keyring,
@@ -159,12 +117,17 @@ def create_ending(convenant_id: str) -> tuple[dict[str, Any], int]:
 @blp.route("/<convenant_id>/corrections", methods=["POST"])
 @blp.doc(
     security=SECURITY,
-    requestBody=CORRECTION_BODY,
     parameters=[IDEMPOTENCY_PARAMETER],
-    responses=responses({201: json_response(CORRECTED, "Stored and delivered to earlier recipients")}, *PROBLEMS, 409),
+    responses=problems(*PROBLEMS, 409),
+)
+@blp.response(
+    201, CorrectionAcceptedSchema, description="Stored and delivered to earlier recipients", headers=VERSION
 )
 @require_token
-def create_correction(convenant_id: str) -> tuple[dict[str, Any], int] | tuple[dict[str, Any], int, dict[str, str]]:
+@blp.arguments(RecordCorrectionSchema, deferred=True)
+def create_correction(
+    request: Body, convenant_id: str
+) -> tuple[dict[str, Any], int] | tuple[dict[str, Any], int, dict[str, str]]:
     """Correct records the caller's party sent; every recipient of an earlier version gets the correction."""
     caller = current_caller()
     convenant = runtime.get_convenant(convenant_id)
@@ -179,7 +142,7 @@ def create_correction(convenant_id: str) -> tuple[dict[str, Any], int] | tuple[d
         if isinstance(claim, idempotency.Replay):
             record_replay(step, convenant, claim)
             return claim.response()
-        body = _json_body({"records"})
+        body = request.load()
         corrected = lifecycle.correct(
             session,
             runtime.keyring(),

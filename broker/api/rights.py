@@ -9,18 +9,18 @@ from __future__ import annotations
 from typing import Any
 
 import marshmallow as ma
-from flask_smorest import Blueprint
 
 from broker import runtime
-from broker.api.breach_input import Moment, free_text, load, request_json
+from broker.api.answers import Answer, count, moment, uuid
+from broker.api.body_parser import ApiBlueprint, Body, BodySchema
+from broker.api.input_fields import Moment, free_text
 from broker.api_base import (
     AUDITED_PROBLEMS,
     BEARER_PROBLEMS,
     BODY_PROBLEMS,
     SECURITY,
-    component,
-    json_response,
-    responses,
+    VERSION,
+    problems,
 )
 from broker.auditing import audited_step
 from broker.auth import current_caller, require_token
@@ -31,80 +31,51 @@ from broker.services.submission import member_party
 from schemas.convenant import Convenant
 from schemas.validation import Bsn, Choice
 
-blp = Blueprint(
+blp = ApiBlueprint(
     "rights", __name__, url_prefix="/api/v1/convenants", description="Data subjects' rights: forward, restrict, erase"
 )
 
 LONG_TEXT = 4000
-BSN = {"type": "string", "description": "BSN of the pupil; never repeated in an answer."}
-REASON = {"type": "string", "minLength": 1, "maxLength": LONG_TEXT}
 
 
 # Every endpoint here: the token checks, the convenant must exist (404), the audit write; those
 # with a body besides its size and its validation.
 PROBLEMS = (*BEARER_PROBLEMS, *AUDITED_PROBLEMS, 404)
 BODY_STEP_PROBLEMS = (*PROBLEMS, *BODY_PROBLEMS, 422)
-FORWARDED = component(
-    "SubjectRequestRegistered",
-    {
-        "type": "object",
-        "description": "The same answer whoever holds data about the pupil: the requester is not told who does.",
-        "required": ["request_id", "kind", "received_at", "registered_at", "detail"],
-        "properties": {
-            "request_id": {"type": "string", "format": "uuid"},
-            "kind": {"type": "string", "enum": list(rights.REQUEST_KINDS)},
-            "received_at": {"type": "string", "format": "date-time"},
-            "registered_at": {"type": "string", "format": "date-time"},
-            "detail": {"type": "string"},
-        },
-    },
-)
+
+
+class SubjectRequestRegisteredSchema(Answer):
+    """The same answer whoever holds data about the pupil: the requester is not told who does."""
+
+    request_id = uuid(required=True)
+    kind = ma.fields.String(required=True, metadata={"enum": list(rights.REQUEST_KINDS)})
+    received_at = moment(required=True)
+    registered_at = moment(required=True)
+    detail = ma.fields.String(required=True)
+
+
+class RestrictionSchema(Answer):
+    restriction_id = uuid(required=True)
+    started_at = moment(required=True)
+    lifted_at = moment(required=True, allow_none=True)
+
+
+class ErasureSchema(Answer):
+    purged = count(required=True, metadata={"description": "Records the broker no longer holds."})
+
+
 REGISTERED = (
     "Het verzoek is geregistreerd. De broker stuurt het door naar de andere verwerkingsverantwoordelijken die "
     "via de broker gegevens over deze leerling met uw partij uitwisselden; wie dat zijn, zegt de broker niet."
 )
-RESTRICTION = component(
-    "Restriction",
-    {
-        "type": "object",
-        "required": ["restriction_id", "started_at", "lifted_at"],
-        "properties": {
-            "restriction_id": {"type": "string", "format": "uuid"},
-            "started_at": {"type": "string", "format": "date-time"},
-            "lifted_at": {"type": "string", "format": "date-time", "nullable": True},
-        },
-    },
-)
-ERASED = component(
-    "Erasure",
-    {
-        "type": "object",
-        "required": ["purged"],
-        "properties": {
-            "purged": {"type": "integer", "minimum": 0, "description": "Records the broker no longer holds."}
-        },
-    },
-)
-
-
-def _body(required: list[str], properties: dict[str, Any]) -> dict[str, Any]:
-    schema = {"type": "object", "required": required, "additionalProperties": False, "properties": properties}
-    return {"required": True, "content": {"application/json": {"schema": schema}}}
-
-
-class _Strict(ma.Schema):
-    class Meta:
-        unknown = ma.RAISE
-
-
-class SubjectRequestSchema(_Strict):
+class SubjectRequestSchema(BodySchema):
     bsn = Bsn(required=True)
     kind = Choice(choices=rights.REQUEST_KINDS, required=True)
     received_at = Moment(required=True)
     note = free_text(LONG_TEXT)
 
 
-class SubjectSchema(_Strict):
+class SubjectSchema(BodySchema):
     bsn = Bsn(required=True)
     reason = free_text(LONG_TEXT, required=True)
 
@@ -122,22 +93,17 @@ def _pseudonym(convenant: Convenant, bsn: str) -> str:
 @blp.route("/<convenant_id>/subject-requests", methods=["POST"])
 @blp.doc(
     security=SECURITY,
-    requestBody=_body(
-        ["bsn", "kind", "received_at"],
-        {
-            "bsn": BSN,
-            "kind": {"type": "string", "enum": list(rights.REQUEST_KINDS)},
-            "received_at": {"type": "string", "description": "ISO 8601; without an offset: Europe/Amsterdam."},
-            "note": REASON,
-        },
-    ),
-    responses=responses(
-        {201: json_response(FORWARDED, "Registered (and forwarded to the controllers that hold data)")},
-        *BODY_STEP_PROBLEMS,
-    ),
+    responses=problems(*BODY_STEP_PROBLEMS),
+)
+@blp.response(
+    201,
+    SubjectRequestRegisteredSchema,
+    description="Registered (and forwarded to the controllers that hold data)",
+    headers=VERSION,
 )
 @require_token
-def forward_subject_request(convenant_id: str) -> tuple[dict[str, Any], int]:
+@blp.arguments(SubjectRequestSchema, deferred=True)
+def forward_subject_request(body: Body, convenant_id: str) -> tuple[dict[str, Any], int]:
     """Register a data subject's request and forward it to the controllers that hold data about the pupil.
 
     The answer does not say whether or to whom it was forwarded.
@@ -145,7 +111,7 @@ def forward_subject_request(convenant_id: str) -> tuple[dict[str, Any], int]:
     session = db.session
     caller = current_caller()
     convenant, party_id = _member(convenant_id)
-    data = load(SubjectRequestSchema(), request_json())
+    data = body.load()  # after the membership check (403 before 422), as the body was always read
     with audited_step(session, caller.actor) as step:
         forwarded = rights.forward_request(
             session,
@@ -173,21 +139,17 @@ def forward_subject_request(convenant_id: str) -> tuple[dict[str, Any], int]:
 @blp.route("/<convenant_id>/restrictions", methods=["POST"])
 @blp.doc(
     security=SECURITY,
-    requestBody=_body(["bsn", "reason"], {"bsn": BSN, "reason": REASON}),
-    responses=responses(
-        {
-            201: json_response(RESTRICTION, "Restricted"),
-            200: json_response(RESTRICTION, "Your party had already restricted it"),
-        },
-        *BODY_STEP_PROBLEMS,
-    ),
+    responses=problems(*BODY_STEP_PROBLEMS),
 )
+@blp.response(201, RestrictionSchema, description="Restricted", headers=VERSION)
+@blp.alt_response(200, schema=RestrictionSchema, description="Your party had already restricted it", headers=VERSION)
 @require_token
-def restrict_subject(convenant_id: str) -> tuple[dict[str, Any], int]:
+@blp.arguments(SubjectSchema, deferred=True)
+def restrict_subject(body: Body, convenant_id: str) -> tuple[dict[str, Any], int]:
     """Restrict processing (AVG art. 18): nothing about the pupil is routed to or from your party until it lifts it."""
     session = db.session
     convenant, party_id = _member(convenant_id)
-    data = load(SubjectSchema(), request_json())
+    data = body.load()
     with audited_step(session, current_caller().actor) as step:
         restriction, created = rights.restrict(
             session,
@@ -202,7 +164,8 @@ def restrict_subject(convenant_id: str) -> tuple[dict[str, Any], int]:
 
 
 @blp.route("/<convenant_id>/restrictions/<restriction_id>", methods=["DELETE"])
-@blp.doc(security=SECURITY, responses=responses({200: json_response(RESTRICTION, "Lifted")}, *PROBLEMS, 409))
+@blp.doc(security=SECURITY, responses=problems(*PROBLEMS, 409))
+@blp.response(200, RestrictionSchema, description="Lifted", headers=VERSION)
 @require_token
 def lift_restriction(convenant_id: str, restriction_id: str) -> dict[str, Any]:
     """Lift a restriction your party requested; routing about the pupil resumes."""
@@ -225,21 +188,21 @@ def _restriction_view(restriction: SubjectRestriction) -> dict[str, Any]:
 @blp.route("/<convenant_id>/erasures", methods=["POST"])
 @blp.doc(
     security=SECURITY,
-    requestBody=_body(["bsn", "reason"], {"bsn": BSN, "reason": REASON}),
-    responses=responses(
-        {201: json_response(ERASED, "Purged: the number of records the broker no longer holds")},
-        *BODY_STEP_PROBLEMS,
-    ),
+    responses=problems(*BODY_STEP_PROBLEMS),
+)
+@blp.response(
+    201, ErasureSchema, description="Purged: the number of records the broker no longer holds", headers=VERSION
 )
 @require_token
-def erase_subject(convenant_id: str) -> tuple[dict[str, Any], int]:
+@blp.arguments(SubjectSchema, deferred=True)
+def erase_subject(body: Body, convenant_id: str) -> tuple[dict[str, Any], int]:
     """Erase what the broker holds about the pupil in your party's flows (AVG art. 17).
 
     That is what your party sent about the pupil and what is on its way to your party.
     """
     session = db.session
     convenant, party_id = _member(convenant_id)
-    data = load(SubjectSchema(), request_json())
+    data = body.load()
     pseudonym = _pseudonym(convenant, data["bsn"])
     keyring = runtime.keyring()
     with audited_step(session, current_caller().actor) as step:

@@ -4,53 +4,64 @@ from __future__ import annotations
 
 from typing import Any
 
+import marshmallow as ma
 from flask import request
-from flask_smorest import Blueprint
 
 from broker import idempotency, runtime
+from broker.api.answers import Answer, count, moment, uuid
+from broker.api.body_parser import ApiBlueprint, Body, EnvelopeSchema
+from broker.api.field_docs import Passed
+from broker.api.record_schemas import Records
 from broker.api_base import (
     AUDITED_PROBLEMS,
     BEARER_PROBLEMS,
     BODY_PROBLEMS,
     SECURITY,
-    component,
-    json_body,
-    json_response,
-    responses,
+    VERSION,
+    problems,
 )
 from broker.audit_log import receipt_for
 from broker.auditing import Recorder, Step, audited_step
 from broker.auth import current_caller, require_token
 from broker.csvio import parse_records
-from broker.errors import BadRequest, BrokerError, UnsupportedMediaType
+from broker.errors import BadRequest, BrokerError
 from broker.extensions import db
 from broker.services.matching import run_after_list
-from broker.services.submission import activity_for, audit_acceptance, audit_rejection, member_party, submit
+from broker.services.submission import (
+    KINDS,
+    QUARTER,
+    activity_for,
+    audit_acceptance,
+    audit_rejection,
+    member_party,
+    submit,
+)
 from schemas.convenant import Convenant
-from schemas.validation import reported_name
 
-blp = Blueprint(
+blp = ApiBlueprint(
     "submissions", __name__, url_prefix="/api/v1/convenants", description="Submit cases and quarterly lists"
 )
 
-SUBMISSION_BODY = {
-    "required": True,
-    "content": {
-        "application/json": {
-            "schema": {
-                "type": "object",
-                "required": ["kind", "records"],
-                "additionalProperties": False,
-                "properties": {
-                    "kind": {"type": "string", "enum": ["case", "quarterly_list"]},
-                    "quarter": {"type": "string", "pattern": "^[0-9]{4}-Q[1-4]$"},
-                    "records": {"type": "array", "items": {"type": "object"}},
-                },
-            }
-        },
-        "text/csv": {"schema": {"type": "string"}},
-    },
-}
+class SubmissionSchema(EnvelopeSchema):
+    """A submission as JSON: what it is, the quarter of a quarterly list, and its records.
+
+    Only its keys are checked here. `kind` and `quarter` are checked by `check_envelope`, the records
+    by the convenant's `RecordValidator`, in the audited step, as for a CSV (whose kind and quarter
+    come from the query): one rule for both, and a refusal is audited as one.
+    """
+
+    UNKNOWN_DETAIL = "Onbekende velden in de aanlevering."
+    UNSUPPORTED = "Lever aan als application/json of text/csv."
+
+    kind = Passed(metadata={"service_required": True, "type": "string", "enum": list(KINDS)})
+    quarter = Passed(
+        metadata={"type": "string", "pattern": QUARTER.pattern, "description": "The quarter of a quarterly list."}
+    )
+    records = Records()
+
+
+# A CSV body cannot go through a JSON schema: it is read by broker/csvio.py against the convenant.
+CSV_BODY = {"content": {"text/csv": {"schema": {"type": "string", "description": "One record a row (csvio)."}}}}
 IDEMPOTENCY_PARAMETER = {
     "name": "Idempotency-Key",
     "in": "header",
@@ -83,106 +94,80 @@ CSV_PARAMETERS = [
         "schema": {"type": "string", "pattern": "^[0-9]{4}-Q[1-4]$"},
     },
 ]
-RECEIPT = component(
-    "Receipt",
-    {
-        "type": "object",
-        "description": "Proof that the audit entry of the step is in the log signed by `checkpoint`.",
-        "required": ["index", "leaf_hash", "tree_size", "checkpoint", "inclusion_proof"],
-        "properties": {
-            "index": {"type": "integer", "minimum": 0},
-            "leaf_hash": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
-            "tree_size": {"type": "integer", "minimum": 1},
-            "checkpoint": {"type": "string", "description": "The signed checkpoint note (C2SP tlog-checkpoint)."},
-            "inclusion_proof": {"type": "array", "items": {"type": "string", "pattern": "^[0-9a-f]{64}$"}},
-        },
-    },
-)
-ACCEPTED = component(
-    "SubmissionAccepted",
-    {
-        "type": "object",
-        "required": [
-            "submission_id", "convenant_id", "kind", "quarter", "accepted", "received_at", "deliveries",
-            "restricted", "duplicates", "receipt",
-        ],
-        "properties": {
-            "submission_id": {"type": "string", "format": "uuid"},
-            "convenant_id": {"type": "string"},
-            "kind": {"type": "string"},
-            "quarter": {"type": "string", "nullable": True},
-            "accepted": {"type": "integer", "minimum": 0, "description": "The number of records stored."},
-            "received_at": {"type": "string", "format": "date-time"},
-            "deliveries": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "required": ["delivery_id", "recipient", "records"],
-                    "properties": {
-                        "delivery_id": {"type": "string", "format": "uuid"},
-                        "recipient": {"type": "string"},
-                        "records": {"type": "integer", "minimum": 0},
-                    },
-                },
-            },
-            "restricted": {
-                "type": "integer",
-                "minimum": 0,
-                "description": "Records your own restriction keeps at the broker: stored, not routed.",
-            },
-            "duplicates": {
-                "type": "array",
-                "description": "Records not delivered again: unchanged since they last went to that recipient.",
-                "items": {
-                    "type": "object",
-                    "required": ["record", "recipient"],
-                    "properties": {"record": {"type": "integer", "minimum": 0}, "recipient": {"type": "string"}},
-                },
-            },
-            "receipt": RECEIPT,
-        },
-    },
-)
 
 
-def _read_body(convenant: Any) -> tuple[Any, Any, Any, list[int] | None]:
-    mimetype = request.mimetype
-    if mimetype == "text/csv":
+class ReceiptSchema(Answer):
+    """Proof that the audit entry of the step is in the log signed by `checkpoint`."""
+
+    index = count(required=True)
+    leaf_hash = ma.fields.String(required=True, metadata={"pattern": "^[0-9a-f]{64}$"})
+    tree_size = ma.fields.Integer(required=True, metadata={"minimum": 1})
+    checkpoint = ma.fields.String(
+        required=True, metadata={"description": "The signed checkpoint note (C2SP tlog-checkpoint)."}
+    )
+    inclusion_proof = ma.fields.List(ma.fields.String(metadata={"pattern": "^[0-9a-f]{64}$"}), required=True)
+
+
+class DeliveredSchema(Answer):
+    delivery_id = uuid(required=True)
+    recipient = ma.fields.String(required=True)
+    records = count(required=True)
+
+
+class DuplicateSchema(Answer):
+    record = count(required=True)
+    recipient = ma.fields.String(required=True)
+
+
+class SubmissionAcceptedSchema(Answer):
+    submission_id = uuid(required=True)
+    convenant_id = ma.fields.String(required=True)
+    kind = ma.fields.String(required=True)
+    quarter = ma.fields.String(required=True, allow_none=True)
+    accepted = count(required=True, metadata={"description": "The number of records stored."})
+    received_at = moment(required=True)
+    deliveries = ma.fields.List(ma.fields.Nested(DeliveredSchema), required=True)
+    restricted = count(
+        required=True, metadata={"description": "Records your own restriction keeps at the broker: stored, not routed."}
+    )
+    duplicates = ma.fields.List(
+        ma.fields.Nested(DuplicateSchema),
+        required=True,
+        metadata={"description": "Records not delivered again: unchanged since they last went to that recipient."},
+    )
+    receipt = ma.fields.Nested(ReceiptSchema, required=True)
+
+
+def _read_body(body: Body, convenant: Convenant) -> tuple[Any, Any, Any, list[int] | None]:
+    if request.mimetype == "text/csv":
         try:
             text = request.get_data(cache=False).decode("utf-8")
         except UnicodeDecodeError as e:
             raise BadRequest("CSV moet in UTF-8 zijn gecodeerd.") from e
         records, lines = parse_records(text, convenant)
         return request.args.get("kind"), request.args.get("quarter"), records, lines
-    if mimetype == "application/json" or mimetype.endswith("+json"):
-        body = json_body()
-        if not isinstance(body, dict):
-            raise BadRequest("De body is geen geldig JSON-object.")
-        unknown = [(n, key) for n, key in enumerate(body, 1) if key not in {"kind", "quarter", "records"}]
-        if unknown:
-            raise BadRequest(
-                "Onbekende velden in de aanlevering.",
-                errors=[
-                    {"record": None, "field": reported_name(key, n), "code": "not_allowed", "message": "Onbekend veld."}
-                    for n, key in unknown
-                ],
-            )
-        return body.get("kind"), body.get("quarter"), body.get("records"), None
-    raise UnsupportedMediaType("Lever aan als application/json of text/csv.")
+    data = body.load()
+    return data.get("kind"), data.get("quarter"), data.get("records"), None
 
 
 @blp.route("/<convenant_id>/submissions", methods=["POST"])
 @blp.doc(
     security=SECURITY,
-    requestBody=SUBMISSION_BODY,
+    requestBody=CSV_BODY,
     parameters=CSV_PARAMETERS,
-    responses=responses(
-        {201: json_response(ACCEPTED, "Stored whole and routed (a repeated key: the first answer)", REPLAY)},
-        *BEARER_PROBLEMS, *BODY_PROBLEMS, *AUDITED_PROBLEMS, 404, 409, 422,
-    ),
+    responses=problems(*BEARER_PROBLEMS, *BODY_PROBLEMS, *AUDITED_PROBLEMS, 404, 409, 422),
+)
+@blp.response(
+    201,
+    SubmissionAcceptedSchema,
+    description="Stored whole and routed (a repeated key: the first answer)",
+    headers={**VERSION, **REPLAY},
 )
 @require_token
-def create_submission(convenant_id: str) -> tuple[dict[str, Any], int] | tuple[dict[str, Any], int, dict[str, str]]:
+@blp.arguments(SubmissionSchema, deferred=True)
+def create_submission(
+    body: Body, convenant_id: str
+) -> tuple[dict[str, Any], int] | tuple[dict[str, Any], int, dict[str, str]]:
     """Submit cases or a quarterly list; validated whole, stored whole, routed."""
     caller = current_caller()
     convenant = runtime.get_convenant(convenant_id)
@@ -198,7 +183,7 @@ def create_submission(convenant_id: str) -> tuple[dict[str, Any], int] | tuple[d
         if isinstance(claim, idempotency.Replay):
             record_replay(step, convenant, claim)
             return claim.response()
-        kind, quarter, records, lines = _read_body(convenant)
+        kind, quarter, records, lines = _read_body(body, convenant)
         accepted = submit(
             session,
             runtime.keyring(),
@@ -217,12 +202,12 @@ def create_submission(convenant_id: str) -> tuple[dict[str, Any], int] | tuple[d
         summary = audit_acceptance(step.recorder, convenant, accepted)
     committed = step.committed
     assert committed is not None
-    body = accepted.as_dict()
-    body["receipt"] = receipt_for(session, committed.sealed[summary], committed.checkpoint)
-    idempotency.remember(session, claim, body, 201)
+    answer = accepted.as_dict()
+    answer["receipt"] = receipt_for(session, committed.sealed[summary], committed.checkpoint)
+    idempotency.remember(session, claim, answer, 201)
     if accepted.submission.kind == "quarterly_list":
         run_after_list(session, convenant, accepted.submission.quarter)
-    return body, 201
+    return answer, 201
 
 
 def record_replay(step: Step, convenant: Convenant, stored: idempotency.Replay) -> None:
