@@ -4,20 +4,18 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from zoneinfo import ZoneInfo
 
 from flask import Flask, current_app
 
 from broker.errors import NotFound
 from broker.extensions import db
 from broker.keyring import Keyring
+from broker.timefmt import AMSTERDAM
 from keys.master import load_master_key
 from keys.vault import KeyVault
 from schemas.convenant import Convenant, load_convenants
 from schemas.register import Register, build_register
 from schemas.validation import RecordValidator
-
-AMSTERDAM = ZoneInfo("Europe/Amsterdam")
 
 Clock = Callable[[], dt.datetime]
 

@@ -7,8 +7,9 @@ elapsed hours, so across a DST change the wall-clock time of a deadline shifts b
 from __future__ import annotations
 
 import datetime as dt
+from zoneinfo import ZoneInfo
 
-from broker.runtime import AMSTERDAM
+AMSTERDAM = ZoneInfo("Europe/Amsterdam")  # the time people read; the broker keeps UTC
 
 DAYS = ("maandag", "dinsdag", "woensdag", "donderdag", "vrijdag", "zaterdag", "zondag")
 MONTHS = (

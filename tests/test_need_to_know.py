@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 from conftest import CONVENANT, Clock, Party, csrf_from, make_bsn, make_record
 
-from broker import runtime
+from broker import runtime, timefmt
 
 HELD, OWN, UNUSED = 1, 2, 90
 NOBODYS_ID = "00000000-0000-4000-8000-000000000000"
@@ -331,7 +331,7 @@ class _Both:
 def _breach_form(world: World, http: Any, n: int) -> Any:
     form = {
         "convenant": CONVENANT,
-        "detected_at": world.clock.now.astimezone(runtime.AMSTERDAM).strftime("%Y-%m-%dT%H:%M"),
+        "detected_at": world.clock.now.astimezone(timefmt.AMSTERDAM).strftime("%Y-%m-%dT%H:%M"),
         "description": "Een lijst is naar een verkeerd adres gemaild.",
         "suspected_cause": "Verkeerde ontvanger gekozen.",
         "submissions": "",

@@ -16,7 +16,7 @@ from sqlalchemy import text
 
 from broker import runtime
 from broker.extensions import db
-from broker.runtime import AMSTERDAM
+from broker.timefmt import AMSTERDAM
 
 RBL, LIEMERS, PASSEND_WIJS = "rbl-midden-gelre", "swv-de-liemers", "swv-passend-wijs"
 RBL_NAME, LIEMERS_NAME = "MGR RBL Midden-Gelre", "Samenwerkingsverband De Liemers"

@@ -14,8 +14,8 @@ body before. Either way the schema is the one definition.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
-from typing import Any, ClassVar, NoReturn
+from collections.abc import Callable, Mapping
+from typing import Any, NoReturn
 
 import marshmallow as ma
 from flask import Request
@@ -23,88 +23,8 @@ from flask_smorest import Blueprint
 from webargs.flaskparser import FlaskParser
 
 from broker.api_base import json_body, problem_response_name
-from broker.errors import BadRequest, BrokerError, UnsupportedMediaType, ValidationFailed
-from schemas.validation import MESSAGES, key_position, reported_name
-
-UNKNOWN = ["Unknown field."]  # marshmallow's message for a key the schema does not have
-
-
-class BodySchema(ma.Schema):
-    """A JSON request body: unknown keys refused, every error a 422 naming field and rule.
-
-    No body at all is read as `{}` (its required fields then say what is missing).
-    """
-
-    class Meta:
-        unknown = ma.RAISE
-
-    EMPTY_IS_OBJECT: ClassVar[bool] = True
-    UNSUPPORTED: ClassVar[str] = "Stuur het verzoek als application/json."
-    UNKNOWN_MESSAGE: ClassVar[str] = "Dit veld is niet toegestaan."
-
-    @classmethod
-    def refusal(cls, errors: list[dict[str, Any]]) -> BrokerError:
-        """The error for a body that does not fit."""
-        return ValidationFailed("Het verzoek voldoet niet.", errors)
-
-    @classmethod
-    def not_an_object(cls) -> BrokerError:
-        """The error for JSON that is no object."""
-        return ValidationFailed(
-            "Stuur een JSON-object.",
-            [{"record": None, "field": None, "code": "invalid_type", "message": "Verwacht een JSON-object."}],
-        )
-
-
-class EnvelopeSchema(BodySchema):
-    """The envelope of records (a submission, a correction, an ending) whose contents a service
-    checks in its audited step: here only its keys are, and a wrong body is a 400."""
-
-    EMPTY_IS_OBJECT = False
-    UNKNOWN_MESSAGE = "Onbekend veld."
-    UNKNOWN_DETAIL: ClassVar[str] = "Onbekende velden in het verzoek."
-
-    @classmethod
-    def refusal(cls, errors: list[dict[str, Any]]) -> BrokerError:
-        return BadRequest(cls.UNKNOWN_DETAIL, errors)
-
-    @classmethod
-    def not_an_object(cls) -> BrokerError:
-        return BadRequest("De body is geen geldig JSON-object.")
-
-
-def _child(data: Any, key: Any) -> Any:
-    if isinstance(data, Mapping):
-        return data.get(key)
-    if isinstance(data, list) and isinstance(key, int) and 0 <= key < len(data):
-        return data[key]
-    return None
-
-
-def violations(
-    messages: Any, data: Any = None, prefix: str = "", unknown_message: str = BodySchema.UNKNOWN_MESSAGE
-) -> Iterable[dict[str, Any]]:
-    """The errors in marshmallow's `messages` about the body (part) `data`; a key the caller made up
-    is named by its position unless it is a plain identifier (`reported_name`)."""
-    if isinstance(messages, Mapping):
-        # In the order of the body: marshmallow collects unknown keys in a set.
-        for key, value in sorted(messages.items(), key=lambda item: key_position(data, item[0])):
-            if key == "_schema":
-                yield from violations(value, data, prefix, unknown_message)
-                continue
-            name = "from" if key == "from_" else str(key)
-            if value == UNKNOWN:
-                name = reported_name(key, key_position(data, key))
-            yield from violations(value, _child(data, key), f"{prefix}.{name}" if prefix else name, unknown_message)
-    elif isinstance(messages, list | tuple):
-        for message in messages:
-            yield from violations(message, data, prefix, unknown_message)
-    else:
-        code = getattr(messages, "code", None)
-        text = str(messages)
-        if code is None:
-            code, text = ("not_allowed", unknown_message) if text == UNKNOWN[0] else ("invalid", MESSAGES["invalid"])
-        yield {"record": None, "field": prefix or None, "code": code, "message": text}
+from broker.errors import UnsupportedMediaType
+from broker.inputs import BodySchema, EnvelopeSchema, violations
 
 
 def _policy(schema: ma.Schema) -> type[BodySchema]:

@@ -11,7 +11,6 @@ from flask import request
 
 from broker import runtime
 from broker.api import breach_answers as answers
-from broker.api import breach_input as inputs
 from broker.api.body_parser import ApiBlueprint
 from broker.api_base import (
     AUDITED_PROBLEMS,
@@ -25,6 +24,7 @@ from broker.api_base import (
 from broker.auditing import audited_step
 from broker.auth import allow_suspended, current_caller, require_token
 from broker.breaches import escalation, impact, reporting, steps, views
+from broker.breaches import schemas as inputs
 from broker.breaches import state as breach_state
 from broker.csvio import csv_download
 from broker.errors import BadRequest, Forbidden, NotFound

@@ -8,7 +8,7 @@ import marshmallow as ma
 
 from broker import idempotency, runtime
 from broker.api.answers import Answer, count, moment, uuid
-from broker.api.body_parser import ApiBlueprint, Body, EnvelopeSchema
+from broker.api.body_parser import ApiBlueprint, Body
 from broker.api.field_docs import Passed
 from broker.api.record_schemas import Records
 from broker.api.submissions import IDEMPOTENCY_PARAMETER, SubmissionAcceptedSchema, record_replay
@@ -25,6 +25,7 @@ from broker.auditing import Recorder, audited_step
 from broker.auth import current_caller, require_token
 from broker.errors import BrokerError
 from broker.extensions import db
+from broker.inputs import EnvelopeSchema
 from broker.services import lifecycle
 from broker.services.submission import audit_rejection, member_party
 

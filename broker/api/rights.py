@@ -12,8 +12,7 @@ import marshmallow as ma
 
 from broker import runtime
 from broker.api.answers import Answer, count, moment, uuid
-from broker.api.body_parser import ApiBlueprint, Body, BodySchema
-from broker.api.input_fields import Moment, free_text
+from broker.api.body_parser import ApiBlueprint, Body
 from broker.api_base import (
     AUDITED_PROBLEMS,
     BEARER_PROBLEMS,
@@ -25,6 +24,7 @@ from broker.api_base import (
 from broker.auditing import audited_step
 from broker.auth import current_caller, require_token
 from broker.extensions import db
+from broker.inputs import BodySchema, Moment, free_text
 from broker.models import SubjectRestriction
 from broker.services import rights
 from broker.services.submission import member_party

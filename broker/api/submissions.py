@@ -9,7 +9,7 @@ from flask import request
 
 from broker import idempotency, runtime
 from broker.api.answers import Answer, count, moment, uuid
-from broker.api.body_parser import ApiBlueprint, Body, EnvelopeSchema
+from broker.api.body_parser import ApiBlueprint, Body
 from broker.api.field_docs import Passed
 from broker.api.record_schemas import Records
 from broker.api_base import (
@@ -26,6 +26,7 @@ from broker.auth import current_caller, require_token
 from broker.csvio import parse_records
 from broker.errors import BadRequest, BrokerError
 from broker.extensions import db
+from broker.inputs import EnvelopeSchema
 from broker.services.matching import run_after_list
 from broker.services.submission import (
     KINDS,

@@ -1,6 +1,6 @@
 """Read the breach forms of the review pages into the service's terms, with Dutch errors per field.
 
-The forms reuse the API's input schemas (`broker.api.breach_input`), so a form and a JSON body are
+The forms reuse the API's input schemas (`broker.breaches.schemas`), so a form and a JSON body are
 held to the same rules and messages. A BSN only ever arrives in a POST body: it is checked,
 pseudonymised and forgotten, and no typed value that holds one is put back into a page, not even
 after an error.
@@ -18,8 +18,8 @@ import marshmallow as ma
 from werkzeug.datastructures import MultiDict
 
 from broker import runtime
-from broker.api import breach_input as inputs
 from broker.breaches import impact, reporting, steps
+from broker.breaches import schemas as inputs
 from broker.errors import BrokerError, ValidationFailed
 from broker.models import Breach, User
 from broker.officers.accounts import BROKER_OFFICER

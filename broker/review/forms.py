@@ -15,8 +15,8 @@ from typing import Any
 from stdnum.nl import bsn as stdnum_bsn
 
 from broker import runtime
-from broker.runtime import AMSTERDAM
 from broker.services.audit_entries import EntryFilter
+from broker.timefmt import AMSTERDAM
 
 # The names of the filter parameters in the URL, in the order the form shows them.
 FILTER_ARGS = ("van", "tot", "partij", "convenant", "actie", "trace")

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from broker import auditing, runtime
 from broker.audit_log import latest_checkpoint, verify_stored_log
-from broker.runtime import AMSTERDAM
+from broker.timefmt import AMSTERDAM
 
 PROBLEM_LABELS = {
     "edited": "entry gewijzigd",

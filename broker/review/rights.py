@@ -26,10 +26,10 @@ from broker.officers.sessions import current_officer, officer_viewer
 from broker.review.auth import login_required
 from broker.review.forms import INVALID_BSN, pseudonymise_lookup
 from broker.review.views import PSEUDONYM, bp
-from broker.runtime import AMSTERDAM
 from broker.services import access_report as reports
 from broker.services import access_table, need_to_know, rights
 from broker.services.audit_entries import Viewer
+from broker.timefmt import AMSTERDAM
 from schemas.convenant import Convenant
 from schemas.screening import Lexicon, load_default_lexicon
 from schemas.validation import Text

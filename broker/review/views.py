@@ -35,7 +35,6 @@ from broker.review.auth import SESSION_SUBJECTS, check_csrf, csrf_token, login_r
 from broker.review.export import csv_chunks
 from broker.review.forms import FILTER_ARGS, INVALID_BSN, FilterForm, party_names, pseudonymise_lookup, read_filters
 from broker.review.secret import secret_key_problem
-from broker.runtime import AMSTERDAM
 from broker.services import need_to_know
 from broker.services.audit_entries import (
     EntryFilter,
@@ -48,6 +47,7 @@ from broker.services.audit_entries import (
     page_of_entries,
     record_review,
 )
+from broker.timefmt import AMSTERDAM
 
 bp = Blueprint(
     "review", __name__, url_prefix="/review", template_folder="templates", static_folder="static"

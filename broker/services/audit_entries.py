@@ -18,8 +18,8 @@ from sqlalchemy.orm import Session
 from audit.entry import Actor
 from broker.auditing import SUBJECT_ID_TYPE, audited_step, broker_activity
 from broker.models import AuditEntryRow
-from broker.runtime import AMSTERDAM
 from broker.services import need_to_know
+from broker.timefmt import AMSTERDAM
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,8 @@ from sqlalchemy.orm import Session
 from broker.audit_log import lock_log
 from broker.errors import NotFound, ValidationFailed
 from broker.models import MatchRun, QuarterList, Submission
-from broker.runtime import AMSTERDAM
 from broker.services import outbox
+from broker.timefmt import AMSTERDAM
 from schemas.convenant import Convenant, Party, QuarterDates
 
 REMINDER_TOPIC = "quarterly_list.reminder"

@@ -32,11 +32,11 @@ from broker.models import (
     SubjectRequest,
     SubjectRestriction,
 )
-from broker.runtime import AMSTERDAM
 from broker.services import need_to_know, outbox
 from broker.services.delivery import Message, is_uuid, send_message
 from broker.services.purge import purge_records, records_in_flows, withdraw_links
 from broker.services.restrictions import BROKER  # the broker itself: in the report, as requester
+from broker.timefmt import AMSTERDAM
 from schemas.convenant import Convenant
 
 REQUEST_KIND = "subject_request"  # the submission and delivery kind of a forwarded request

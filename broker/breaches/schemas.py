@@ -11,9 +11,8 @@ from typing import Any
 
 import marshmallow as ma
 
-from broker.api.body_parser import BodySchema, violations
-from broker.api.input_fields import Count, Flag, Identifier, Items, Moment, free_text
 from broker.errors import ValidationFailed
+from broker.inputs import BodySchema, Count, Flag, Identifier, Items, Moment, free_text, violations
 from schemas.validation import Bsn, Coded, Object
 
 LONG_TEXT = 4000

@@ -1,4 +1,8 @@
-"""The fields of the API's request bodies. Every error carries a rule code and a Dutch message.
+"""Input schemas' building blocks, shared by the API's bodies and the review's forms.
+
+The fields every error of which carries a rule code and a Dutch message, the body schemas
+(`BodySchema`, `EnvelopeSchema`: how a refusal is worded) and `violations`, which turns
+marshmallow's errors into problem+json `errors[]`.
 
 Free texts are screened for BSNs (a description must not become a copy of the data); no message
 ever repeats one. Each field also says what it looks like in /openapi.json (`broker.api.field_docs`).
@@ -8,14 +12,16 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Iterable, Mapping
 from functools import cache
-from typing import Any
+from typing import Any, ClassVar
 
 import marshmallow as ma
 
+from broker.errors import BadRequest, BrokerError, ValidationFailed
 from broker.timefmt import AmbiguousLocalTime, from_local
 from schemas.screening import Lexicon, load_default_lexicon
-from schemas.validation import Coded, CodedField, Text
+from schemas.validation import MESSAGES, Coded, CodedField, Text, key_position, reported_name
 
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
@@ -108,3 +114,87 @@ class Items(CodedField, ma.fields.List):
             raise ma.ValidationError(Coded("too_many", f"Hoogstens {self.max_items} items."))
         result: list[Any] = super()._deserialize(value, attr, data, **kwargs)
         return result
+
+
+# -- bodies: a schema's refusal, and marshmallow's errors as problem+json errors -----------------
+
+
+UNKNOWN = ["Unknown field."]  # marshmallow's message for a key the schema does not have
+
+
+class BodySchema(ma.Schema):
+    """A JSON request body: unknown keys refused, every error a 422 naming field and rule.
+
+    No body at all is read as `{}` (its required fields then say what is missing).
+    """
+
+    class Meta:
+        unknown = ma.RAISE
+
+    EMPTY_IS_OBJECT: ClassVar[bool] = True
+    UNSUPPORTED: ClassVar[str] = "Stuur het verzoek als application/json."
+    UNKNOWN_MESSAGE: ClassVar[str] = "Dit veld is niet toegestaan."
+
+    @classmethod
+    def refusal(cls, errors: list[dict[str, Any]]) -> BrokerError:
+        """The error for a body that does not fit."""
+        return ValidationFailed("Het verzoek voldoet niet.", errors)
+
+    @classmethod
+    def not_an_object(cls) -> BrokerError:
+        """The error for JSON that is no object."""
+        return ValidationFailed(
+            "Stuur een JSON-object.",
+            [{"record": None, "field": None, "code": "invalid_type", "message": "Verwacht een JSON-object."}],
+        )
+
+
+class EnvelopeSchema(BodySchema):
+    """The envelope of records (a submission, a correction, an ending) whose contents a service
+    checks in its audited step: here only its keys are, and a wrong body is a 400."""
+
+    EMPTY_IS_OBJECT = False
+    UNKNOWN_MESSAGE = "Onbekend veld."
+    UNKNOWN_DETAIL: ClassVar[str] = "Onbekende velden in het verzoek."
+
+    @classmethod
+    def refusal(cls, errors: list[dict[str, Any]]) -> BrokerError:
+        return BadRequest(cls.UNKNOWN_DETAIL, errors)
+
+    @classmethod
+    def not_an_object(cls) -> BrokerError:
+        return BadRequest("De body is geen geldig JSON-object.")
+
+
+def _child(data: Any, key: Any) -> Any:
+    if isinstance(data, Mapping):
+        return data.get(key)
+    if isinstance(data, list) and isinstance(key, int) and 0 <= key < len(data):
+        return data[key]
+    return None
+
+
+def violations(
+    messages: Any, data: Any = None, prefix: str = "", unknown_message: str = BodySchema.UNKNOWN_MESSAGE
+) -> Iterable[dict[str, Any]]:
+    """The errors in marshmallow's `messages` about the body (part) `data`; a key the caller made up
+    is named by its position unless it is a plain identifier (`reported_name`)."""
+    if isinstance(messages, Mapping):
+        # In the order of the body: marshmallow collects unknown keys in a set.
+        for key, value in sorted(messages.items(), key=lambda item: key_position(data, item[0])):
+            if key == "_schema":
+                yield from violations(value, data, prefix, unknown_message)
+                continue
+            name = "from" if key == "from_" else str(key)
+            if value == UNKNOWN:
+                name = reported_name(key, key_position(data, key))
+            yield from violations(value, _child(data, key), f"{prefix}.{name}" if prefix else name, unknown_message)
+    elif isinstance(messages, list | tuple):
+        for message in messages:
+            yield from violations(message, data, prefix, unknown_message)
+    else:
+        code = getattr(messages, "code", None)
+        text = str(messages)
+        if code is None:
+            code, text = ("not_allowed", unknown_message) if text == UNKNOWN[0] else ("invalid", MESSAGES["invalid"])
+        yield {"record": None, "field": prefix or None, "code": code, "message": text}
