@@ -6,7 +6,9 @@ import json
 from typing import Any
 
 import pytest
-from conftest import CONVENANT, SECOND_CONVENANT, Party, make_bsn
+from fixtures.convenants import SECOND_CONVENANT
+from fixtures.parties import Party
+from fixtures.records import CONVENANT, make_bsn
 
 from broker.extensions import api
 from schemas.convenant import DEFAULT_DIR, load_convenants

@@ -8,7 +8,9 @@ import itertools
 from typing import Any
 
 import pytest
-from conftest import AuditDb, Party, make_record
+from fixtures.audit import AuditDb
+from fixtures.parties import Party
+from fixtures.records import make_record
 
 from audit.checkpoint import Checkpoint, open_note, parse_verifier_key
 from audit.merkle import MerkleTree

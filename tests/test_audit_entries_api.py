@@ -6,7 +6,8 @@ import json
 from typing import Any
 
 import pytest
-from conftest import CONVENANT, Party, make_bsn, make_record
+from fixtures.parties import Party
+from fixtures.records import CONVENANT, make_bsn, make_record
 from sqlalchemy import select
 
 from broker import auditing, runtime

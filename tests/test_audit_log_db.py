@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import CONVENANT, AuditDb, Party, make_bsn, make_record
+from fixtures.audit import AuditDb
+from fixtures.parties import Party
+from fixtures.records import CONVENANT, make_bsn, make_record
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 

@@ -17,7 +17,9 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from conftest import AUDIT_GUARDED, AuditDb, Party, make_record
+from fixtures.audit import AUDIT_GUARDED, AuditDb
+from fixtures.parties import Party
+from fixtures.records import make_record
 from sqlalchemy import insert, text, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError

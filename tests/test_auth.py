@@ -9,7 +9,9 @@ import uuid
 from typing import Any
 
 import pytest
-from conftest import ASSERTION_TYPE, Party, initialised_app, register_client
+from fixtures.app import initialised_app
+from fixtures.database import TEST_DATABASE_URL
+from fixtures.parties import ASSERTION_TYPE, Party, register_client
 from joserfc import jwt
 from joserfc.jwk import ECKey, OctKey, RSAKey
 from sqlalchemy import select
@@ -422,7 +424,7 @@ def test_client_assertion_is_not_an_access_token(rbl: Party, client: Any, proble
     problem(client.get(DELIVERIES, headers={"Authorization": f"Bearer {rbl.assertion()}"}), 401)
 
 
-IS_POSTGRES = __import__("conftest").TEST_DATABASE_URL.startswith("postgresql")
+IS_POSTGRES = TEST_DATABASE_URL.startswith("postgresql")
 
 
 @pytest.mark.parametrize("claim", ["exp", "iat", "nbf"])

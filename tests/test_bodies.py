@@ -16,7 +16,9 @@ from typing import Any
 
 import pytest
 import requests
-from conftest import CONVENANT, PROBLEM_JSON, Party, make_record, to_csv
+from fixtures.exchange import PROBLEM_JSON
+from fixtures.parties import Party
+from fixtures.records import CONVENANT, make_record, to_csv
 from serverproc import BrokerEnv, BrokerServer, Registrar, close_parties
 from sqlalchemy import text
 from sqlalchemy.pool import NullPool

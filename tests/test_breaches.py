@@ -12,7 +12,10 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from conftest import CONVENANT, Clock, Party, SmtpServer, WebhookReceiver, make_bsn, make_record, refresh_token
+from fixtures.app import Clock
+from fixtures.parties import Party, refresh_token
+from fixtures.receivers import SmtpServer, WebhookReceiver
+from fixtures.records import CONVENANT, make_bsn, make_record
 from sqlalchemy import select, text
 
 from broker.extensions import db

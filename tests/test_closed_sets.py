@@ -12,7 +12,8 @@ import re
 from typing import Any
 
 import pytest
-from conftest import CONVENANT, Party, make_bsn, make_record, to_csv
+from fixtures.parties import Party
+from fixtures.records import CONVENANT, make_bsn, make_record, to_csv
 from sqlalchemy import select
 
 from broker.extensions import db

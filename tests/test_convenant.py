@@ -8,14 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import (
-    CONVENANT,
-    SECOND_CONVENANT,
-    SECOND_CONVENANT_TOML,
-    make_bsn,
-    make_record,
-    make_vsv_record,
-)
+from fixtures.convenants import SECOND_CONVENANT, SECOND_CONVENANT_TOML, make_vsv_record
+from fixtures.records import CONVENANT, make_bsn, make_record
 
 from schemas.convenant import (
     DEFAULT_DIR,

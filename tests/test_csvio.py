@@ -13,7 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import COLUMNS, CONVENANT, Clock, Party, csrf_from, make_bsn, make_record, to_csv
+from fixtures.app import Clock
+from fixtures.officers import csrf_from
+from fixtures.parties import Party
+from fixtures.records import COLUMNS, CONVENANT, make_bsn, make_record, to_csv
 
 from broker.csvio import FORMULA, csv_text, neutralise
 

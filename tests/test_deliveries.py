@@ -9,7 +9,8 @@ import io
 from typing import Any
 
 import pytest
-from conftest import CONVENANT, Party, make_record
+from fixtures.parties import Party
+from fixtures.records import CONVENANT, make_record
 
 from broker.csvio import columns
 from schemas.convenant import DEFAULT_DIR, load_convenant

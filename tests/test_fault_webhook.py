@@ -25,7 +25,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from conftest import CONVENANT, OFFICER_PASSWORD, Clock, Party, SmtpServer, make_bsn, make_record, refresh_token
+from fixtures.app import Clock
+from fixtures.officers import OFFICER_PASSWORD
+from fixtures.parties import Party, refresh_token
+from fixtures.receivers import SmtpServer
+from fixtures.records import CONVENANT, make_bsn, make_record
 from sqlalchemy import select
 from werkzeug.serving import make_server
 

@@ -29,7 +29,7 @@ from typing import Any
 
 import pytest
 import requests
-from conftest import CONVENANT, GEMEENTE_POSTCODE, make_record
+from fixtures.records import CONVENANT, GEMEENTE_POSTCODE, make_record
 from serverproc import (
     PROBLEM_JSON,
     BrokerEnv,

@@ -42,16 +42,10 @@ from typing import Any
 
 import pytest
 import schemathesis
-from conftest import (
-    CONVENANT,
-    TEST_DATABASE_URL,
-    Party,
-    initialised_app,
-    make_bsn,
-    make_record,
-    register_client,
-    to_csv,
-)
+from fixtures.app import initialised_app
+from fixtures.database import TEST_DATABASE_URL
+from fixtures.parties import Party, register_client
+from fixtures.records import CONVENANT, make_bsn, make_record, to_csv
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from joserfc import jwt
@@ -213,7 +207,7 @@ def fuzz_database(template_database: str, tmp_path_factory: pytest.TempPathFacto
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"'))
     yield url.set(database=name).render_as_string(hide_password=False)
-    with warnings.catch_warnings():  # see `database_url` in conftest.py
+    with warnings.catch_warnings():  # see `database_url` in fixtures/database.py
         warnings.simplefilter("ignore", ResourceWarning)
         gc.collect()
     with admin.connect() as conn:

@@ -7,7 +7,9 @@ import json
 from typing import Any
 
 import pytest
-from conftest import CONVENANT, Clock, Party, make_record, refresh_token, to_csv
+from fixtures.app import Clock
+from fixtures.parties import Party, refresh_token
+from fixtures.records import CONVENANT, make_record, to_csv
 from sqlalchemy import func, select
 
 from broker.extensions import db

@@ -8,15 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import (
-    CONVENANT,
-    SECOND_CONVENANT,
-    Party,
-    close_log_files,
-    make_bsn,
-    make_record,
-    make_vsv_record,
-)
+from fixtures.app import close_log_files
+from fixtures.convenants import SECOND_CONVENANT, make_vsv_record
+from fixtures.parties import Party
+from fixtures.records import CONVENANT, make_bsn, make_record
 from sqlalchemy import select
 
 from broker import create_app

@@ -8,7 +8,10 @@ import uuid
 from typing import Any
 
 import pytest
-from conftest import CONVENANT, Clock, Party, WebhookReceiver, make_bsn, make_record
+from fixtures.app import Clock
+from fixtures.parties import Party
+from fixtures.receivers import WebhookReceiver
+from fixtures.records import CONVENANT, make_bsn, make_record
 from sqlalchemy import text
 
 from schemas.convenant import DEFAULT_DIR, load_convenant

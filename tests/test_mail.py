@@ -9,7 +9,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from conftest import Clock, SmtpServer
+from fixtures.app import Clock
+from fixtures.receivers import SmtpServer
 from sqlalchemy import select
 
 from broker import create_app, mail

@@ -7,7 +7,9 @@ import json
 import threading
 from typing import Any
 
-from conftest import CONVENANT, Clock, Party, make_bsn, make_record, refresh_token
+from fixtures.app import Clock
+from fixtures.parties import Party, refresh_token
+from fixtures.records import CONVENANT, make_bsn, make_record
 
 QUARTERS = f"/api/v1/convenants/{CONVENANT}/quarters"
 

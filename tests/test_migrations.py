@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 from alembic.script import ScriptDirectory
-from conftest import TEST_DATABASE_URL, make_record
+from fixtures.database import TEST_DATABASE_URL
+from fixtures.records import make_record
 from sqlalchemy import text
 
 from broker import create_app

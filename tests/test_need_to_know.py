@@ -20,7 +20,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from conftest import CONVENANT, Clock, Party, csrf_from, make_bsn, make_record
+from fixtures.app import Clock
+from fixtures.officers import csrf_from
+from fixtures.parties import Party
+from fixtures.records import CONVENANT, make_bsn, make_record
 
 from broker import runtime, timefmt
 

@@ -15,7 +15,8 @@ from authlib.integrations.base_client import OAuthError
 from authlib.integrations.requests_client import OAuth2Session
 from authlib.oauth2.rfc7523 import PrivateKeyJWT
 from authlib.oauth2.rfc7523.assertion import private_key_jwt_sign
-from conftest import CONVENANT, make_bsn, make_record, register_client, to_csv
+from fixtures.parties import register_client
+from fixtures.records import CONVENANT, make_bsn, make_record, to_csv
 from joserfc.jwk import ECKey, RSAKey
 
 ASSERTION_LIFETIME = 300

@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import OFFICER_PASSWORD, Clock, csrf_from, initialised_app, make_record
+from fixtures.app import Clock, initialised_app
+from fixtures.officers import OFFICER_PASSWORD, csrf_from
+from fixtures.records import make_record
 from sqlalchemy import select
 
 from broker import create_app, leases, production
@@ -318,7 +320,7 @@ def strict_app(app_config: dict[str, Any]) -> Any:
 
 
 def _strict_party(strict_app: Any, tmp_path: Path) -> Any:
-    from conftest import Party, register_client
+    from fixtures.parties import Party, register_client
     from joserfc.jwk import ECKey
 
     key = ECKey.generate_key("P-256")

@@ -8,7 +8,10 @@ import hmac
 import json
 from typing import Any
 
-from conftest import CONVENANT, Clock, Party, WebhookReceiver, make_record
+from fixtures.app import Clock
+from fixtures.parties import Party
+from fixtures.receivers import WebhookReceiver
+from fixtures.records import CONVENANT, make_record
 from sqlalchemy import text
 
 

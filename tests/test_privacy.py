@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 import structlog
-from conftest import CONVENANT, Party, make_bsn, make_record, to_csv
+from fixtures.parties import Party
+from fixtures.records import CONVENANT, make_bsn, make_record, to_csv
 from sqlalchemy import inspect, select, text
 from sqlalchemy.engine import make_url
 

@@ -27,7 +27,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import CONVENANT, GEMEENTE_POSTCODE, AuditDb, Party, make_record
+from fixtures.audit import AuditDb
+from fixtures.parties import Party
+from fixtures.records import CONVENANT, GEMEENTE_POSTCODE, make_record
 from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
@@ -758,7 +760,7 @@ def test_the_inzage_lookup_ignores_separators_and_matches_the_stored_pseudonym(
 
 def test_a_stored_pseudonym_is_found_again_by_a_fresh_app(app: Any, app_config: dict[str, Any], rbl: Party) -> None:
     """A new app on the same database and master key (no cached keys) derives the stored pseudonyms."""
-    from conftest import close_log_files, initialised_app
+    from fixtures.app import close_log_files, initialised_app
 
     bsns = [make_record(n)["bsn"] for n in range(5)]
     assert rbl.submit([make_record(n, gemeente="Zevenaar") for n in range(5)]).status_code == 201

@@ -6,7 +6,8 @@ import tomllib
 from typing import Any
 
 import pytest
-from conftest import CONVENANT, Party, make_record
+from fixtures.parties import Party
+from fixtures.records import CONVENANT, make_record
 
 from schemas.convenant import DEFAULT_DIR, ConvenantError, load_convenant, parse_convenant
 

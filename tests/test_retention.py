@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import CONVENANT, Clock, Party, make_bsn, make_record, refresh_token
+from fixtures.app import Clock
+from fixtures.parties import Party, refresh_token
+from fixtures.records import CONVENANT, make_bsn, make_record
 from sqlalchemy import func, select, text
 
 from broker import create_app, runtime

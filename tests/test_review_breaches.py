@@ -11,7 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import CONVENANT, Clock, Party, browser_test, csrf_from, make_bsn, make_record, refresh_token
+from fixtures.app import Clock
+from fixtures.browser import browser_test
+from fixtures.officers import csrf_from
+from fixtures.parties import Party, refresh_token
+from fixtures.records import CONVENANT, make_bsn, make_record
 from sqlalchemy import text
 
 from broker import runtime
@@ -103,7 +107,7 @@ def without_ids(html: str) -> str:
 
 
 def log_in(page: Any, username: str) -> None:
-    from conftest import OFFICER_PASSWORD
+    from fixtures.officers import OFFICER_PASSWORD
 
     page.goto("/review/login")
     page.get_by_label("Gebruikersnaam").fill(username)

@@ -8,7 +8,8 @@ import re
 from typing import Any
 
 import pytest
-from conftest import OFFICER_PASSWORD, Clock, csrf_from, initialised_app
+from fixtures.app import Clock, initialised_app
+from fixtures.officers import OFFICER_PASSWORD, csrf_from
 from sqlalchemy import select
 
 from broker.extensions import db

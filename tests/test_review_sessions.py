@@ -7,7 +7,8 @@ import json
 from typing import Any
 
 import pytest
-from conftest import OFFICER_PASSWORD, Clock, csrf_from
+from fixtures.app import Clock
+from fixtures.officers import OFFICER_PASSWORD, csrf_from
 from sqlalchemy import select
 
 from broker.extensions import db

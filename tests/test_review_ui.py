@@ -14,7 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import CONVENANT, OFFICER_PASSWORD, Party, browser_test, close_log_files, csrf_from, make_bsn, make_record
+from fixtures.app import close_log_files
+from fixtures.browser import browser_test
+from fixtures.officers import OFFICER_PASSWORD, csrf_from
+from fixtures.parties import Party
+from fixtures.records import CONVENANT, make_bsn, make_record
 from sqlalchemy import select
 
 from broker import create_app, runtime

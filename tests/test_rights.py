@@ -10,17 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import (
-    CONVENANT,
-    OFFICER_PASSWORD,
-    SECOND_CONVENANT,
-    Party,
-    browser_test,
-    csrf_from,
-    make_bsn,
-    make_record,
-    make_vsv_record,
-)
+from fixtures.browser import browser_test
+from fixtures.convenants import SECOND_CONVENANT, make_vsv_record
+from fixtures.officers import OFFICER_PASSWORD, csrf_from
+from fixtures.parties import Party
+from fixtures.records import CONVENANT, make_bsn, make_record
 from sqlalchemy import select
 
 from broker import runtime

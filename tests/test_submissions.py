@@ -6,7 +6,9 @@ import json
 from typing import Any
 
 import pytest
-from conftest import COLUMNS, CONVENANT, SECOND_CONVENANT, Party, make_bsn, make_record, make_vsv_record, to_csv
+from fixtures.convenants import SECOND_CONVENANT, make_vsv_record
+from fixtures.parties import Party
+from fixtures.records import COLUMNS, CONVENANT, make_bsn, make_record, to_csv
 
 SUBMIT = f"/api/v1/convenants/{CONVENANT}/submissions"
 SWV_OF = {

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 import pytest
-from conftest import OFFICER_PASSWORD
+from fixtures.officers import OFFICER_PASSWORD
 from sqlalchemy import select
 
 from broker.auditing import broker_activity

@@ -9,7 +9,7 @@ import json
 from typing import Any
 
 import pytest
-from conftest import CONVENANT, make_bsn, make_record
+from fixtures.records import CONVENANT, make_bsn, make_record
 
 from schemas.convenant import DEFAULT_DIR, load_convenant
 from schemas.validation import RecordValidator

@@ -9,7 +9,7 @@ from typing import Any
 
 import marshmallow as ma
 import pytest
-from conftest import make_record
+from fixtures.records import make_record
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
