@@ -38,7 +38,7 @@ import re
 import unicodedata
 from importlib import resources
 
-__all__ = ["fold", "fold_table", "variants"]
+__all__ = ["fold", "fold_table", "undo_disguises", "variants"]
 
 # Blocks whose letters are folded to the Latin letter they look like (start, end inclusive).
 _FOLDED_BLOCKS: tuple[tuple[int, int], ...] = (
@@ -170,6 +170,9 @@ _GATE = re.compile(
     r"|[0-9@$€](?:(?<=[^\W\d].)|(?=[^\W\d]))"
 )
 _SEP_CHARS = re.compile(_SEP)
+_WIDE_GAP = re.compile(r"\s{2,}")
+# Joined runs at least this long are also searched for terms inside them.
+_MIN_RUN = 5
 _HAS_LETTER = re.compile(r"[^\W\d_]")
 _HAS_ONE = re.compile(r"1")
 
@@ -186,9 +189,17 @@ def variants(folded: str) -> tuple[str, ...]:
     digits and ``@ $ €`` has none. The variants are extra texts to screen, never a replacement
     for ``folded``.
     """
+    return undo_disguises(folded)[0]
+
+
+def undo_disguises(folded: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """``(variants, runs)``: the variants of :func:`variants`, and the words made by joining
+    single letters (``"NoahADHD"`` from ``"N o a h A D H D"``), in which the screen also looks
+    for terms that do not start the word."""
     if _GATE.search(folded) is None:
-        return ()
+        return (), ()
     ones: list[bool] = []
+    runs: list[str] = []
 
     def undo(match: re.Match[str]) -> str:
         kind = match.lastgroup
@@ -196,10 +207,13 @@ def variants(folded: str) -> tuple[str, ...]:
         if kind == "run":
             if _HAS_LETTER.search(value) is None:
                 return value  # "6 7 8": numbers, not a disguised word
-            joined = _SEP_CHARS.sub("", value)
+            # Two or more spaces between letters still separate words ("N o a h  A D H D").
+            joined = _SEP_CHARS.sub("", _WIDE_GAP.sub("\0", value)).replace("\0", " ")
             if _HAS_ONE.search(joined) is not None:
                 ones.append(True)
-            return joined.translate(_LEET_I)
+            joined = joined.translate(_LEET_I)
+            runs.extend(part for part in joined.split(" ") if len(part) >= _MIN_RUN)
+            return joined
         if kind == "inner":
             return ""
         if _HAS_ONE.search(value) is not None:
@@ -208,11 +222,11 @@ def variants(folded: str) -> tuple[str, ...]:
 
     first = _DISGUISE.sub(undo, folded)
     if first == folded:
-        return ()
+        return (), ()
     if not ones:
-        return (first,)
+        return (first,), tuple(runs)
     # "a1cohol": the same undoing with 1 read as l (the cheap way: redo the mixed words only).
     second = _DISGUISE.sub(
         lambda m: m.group().translate(_LEET_L).translate(_LEET_I) if m.lastgroup == "mixed" else undo(m), folded
     )
-    return (first, second) if second != first else (first,)
+    return ((first, second) if second != first else (first,)), tuple(dict.fromkeys(runs))

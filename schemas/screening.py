@@ -46,7 +46,7 @@ from typing import Any
 
 from schemas.bsn_scan import contains_bsn
 from schemas.fuzzy import FuzzyIndex
-from schemas.normalise import fold, variants
+from schemas.normalise import fold, undo_disguises
 from schemas.trie import trie_regex as _trie_regex
 
 __all__ = [
@@ -484,6 +484,8 @@ class Lexicon:
         ci_contains, cs_contains = runs[False, "contains"], runs[True, "contains"]
         # Word triggers: the longest run that starts a word, on the lower-cased text.
         self._ci_words = _Prefilter(ci_words, r"(?<!\w)" + _trie_regex(ci_words))
+        # The same triggers anywhere in a word (overlapping), for words made of joined letters.
+        self._anywhere = re.compile("(?=" + (_trie_regex(ci_words) or "(?!)") + ")")
         self._cs_words = _Prefilter(cs_words, _trie_regex(cs_words, word_start=r"(?<!\w.)"))
         # If every case-sensitive trigger has a capital, text without capitals skips them.
         self._cs_needs_capital = all(run != run.lower() for run in cs_words)
@@ -627,9 +629,14 @@ class Lexicon:
         folded = fold(text)
         found: dict[str, str] = {}
         self._match(folded, found, allow, skip)
-        forms = variants(folded)
+        forms, runs = undo_disguises(folded)
         for form in forms:
             self._match(form, found, allow, skip)
+        # "N o a h A D H D" joins to "NoahADHD": screen it from every place a term could start.
+        for run in runs:
+            for start in self._anywhere.finditer(run.lower()):
+                if start.start() > 0:
+                    self._match(run[start.start() :], found, allow, skip)
         if self._fuzzy:
             for form in (folded, *forms):
                 for cat_id, word, _lexicon_word in self._fuzzy.search(form.lower()):
