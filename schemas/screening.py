@@ -29,6 +29,19 @@ trigger is rejected when the lexicon is loaded.
 The category regexes are factored on the first characters of their terms (``a(?:b(?:...)|...)``
 instead of a flat list of several hundred alternatives), which keeps them fast on the slow path.
 
+Evasion: the text is matched as normalised by :mod:`schemas.normalise` (NFKC, format characters
+and combining marks removed, look-alike letters folded to Latin), and again in each variant with
+its disguises undone (single letters joined, separators inside words dropped, digits read as
+letters); lexicon terms are folded the same way when they are loaded. The categories' ``fuzzy``
+words are looked up with a typo (:mod:`schemas.fuzzy`), and BSN-looking numbers are found with
+any separator between their digit groups (:mod:`schemas.bsn_scan`).
+
+Fields that are not free prose use a *context* of the lexicon (``[context.naam]``,
+``[context.adres]``): every category is screened, but a match that one of the context's allow
+patterns covers as a whole (the surname Van der Kerk, the Pastoor Bottemastraat) is not a
+finding. A field can also be exempt from categories (a school's name may carry its
+denomination); both come from the convenant file through :meth:`Lexicon.screener`.
+
 This module does not import Flask; it is a plain library used by the validators.
 """
 
