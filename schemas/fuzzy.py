@@ -5,16 +5,15 @@ matched with a typo (``fuzzy = [...]`` in the data file). A word of the text mat
 when their optimal string alignment distance (Levenshtein plus swapping two adjacent letters)
 is at most 1, or at most 2 for words of :data:`LONG` letters or more.
 
-Speed: every word of every screened text goes through this, so the lookup must cost about a
-microsecond per word, not a distance computation against each lexicon word. It uses the
-pigeonhole principle. For distance 1: cut a lexicon word of length *n* at *h = n // 2*; one edit
-leaves either its first *h* letters or its letters after position *h* as they are, so a word of
-the text within distance 1 starts with ``word[:h]`` or ends with ``word[h + 1:]``. The index
-maps (length, prefix) and (length, suffix) to words; a word of the text is looked up for the
-three lengths it can have been (its own, one more, one less): six dictionary lookups. Only the
-rare words found that way are compared letter by letter. For distance 2 the word is cut in
-three (start, middle, end): two edits leave one of the three intact (almost always: a swap of
-two letters across a cut counts as touching both sides).
+Speed: every word of every screened text goes through this, so the lookup must cost a dictionary
+lookup per word, not a distance computation against each lexicon word. For distance 1 the index
+holds every string one edit away from each lexicon word (over a-z: about 600 per word, some
+100,000 in all, built once when the lexicon is loaded): a word of the text is one lookup, and
+a hit needs no further check. Distance 2 (long words only) would need far more strings, so
+those words are cut in three (start, middle, end): two edits leave one of the three intact
+(almost always: a swap of two letters across a cut counts as touching both sides), and only a
+word of the text of a fitting length that shares one of them is compared letter by letter
+(in a band, after stripping common ends). Words of the text that long are rare.
 
 This module does not import Flask.
 """
@@ -22,7 +21,7 @@ This module does not import Flask.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 __all__ = ["LONG", "MIN_LENGTH", "FuzzyIndex", "osa_distance"]
 
@@ -50,6 +49,9 @@ def osa_distance(a: str, b: str, limit: int) -> int:
     a, b = a[start:end_a], b[start:end_b]
     if not a or not b:
         return min(max(len(a), len(b)), limit + 1)
+    # Each edit brings in at most one letter the other word lacks: a cheap lower bound.
+    if len(set(a) - set(b)) > limit or len(set(b) - set(a)) > limit:
+        return limit + 1
     over = limit + 1
     previous2: list[int] = []
     previous = [j if j <= limit else over for j in range(len(b) + 1)]
@@ -68,23 +70,19 @@ def osa_distance(a: str, b: str, limit: int) -> int:
     return previous[-1]
 
 
-def _within_one(a: str, b: str) -> bool:
-    """Whether the optimal string alignment distance of ``a`` and ``b`` is at most 1 (fast)."""
-    if len(a) < len(b):
-        a, b = b, a
-    i = 0
-    shorter = len(b)
-    while i < shorter and a[i] == b[i]:
-        i += 1
-    if len(a) == len(b):
-        if i == shorter:
-            return True
-        if a[i + 1 :] == b[i + 1 :]:
-            return True  # one substitution
-        return i + 1 < shorter and a[i] == b[i + 1] and a[i + 1] == b[i] and a[i + 2 :] == b[i + 2 :]
-    if len(a) - len(b) != 1:
-        return False
-    return a[i + 1 :] == b[i:]  # one insertion
+def _neighbours(word: str) -> set[str]:
+    """Every lower-case string within optimal string alignment distance 1 of ``word``."""
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    out = {word}
+    for i in range(len(word) + 1):
+        head, rest = word[:i], word[i:]
+        out.update(head + ch + rest for ch in letters)  # insertion
+        if rest:
+            out.add(head + rest[1:])  # deletion
+            out.update(head + ch + rest[1:] for ch in letters)  # substitution
+        if len(rest) > 1:
+            out.add(head + rest[1] + rest[0] + rest[2:])  # swap
+    return out
 
 
 def _limit(word: str) -> int:
@@ -102,39 +100,23 @@ class FuzzyIndex:
                     f"fuzzy word {word!r} must be one lower-case ASCII word of at least {MIN_LENGTH} letters"
                 )
             self._categories.setdefault(word, set()).add(category)
-        # Per length of a lexicon word: its first and last letters -> the words (see the module doc).
-        self._cuts: dict[int, tuple[int, int, dict[str, list[str]], dict[str, list[str]]]] = {}
-        # Long words (distance 2) per length: (word, middle).
-        self._middles: dict[int, list[tuple[str, str]]] = {}
+        # Distance 1: every string one edit from a word, mapped to the word(s): one lookup per word
+        # of the text (about 600 strings per lexicon word, some 100,000 in all).
+        self._near: dict[str, tuple[str, ...]] = {}
+        # Distance 2 (long words): cut in three per length (see the module doc).
+        self._long: dict[int, list[tuple[str, str, str, str]]] = {}
         for word in self._categories:
             n = len(word)
             if _limit(word) == 1:
-                head, tail = n // 2, n - n // 2 - 1
+                for near in _neighbours(word):
+                    self._near[near] = (*self._near.get(near, ()), word)
             else:
                 third = n // 3
-                head, tail = third, third
-                self._middles.setdefault(n, []).append((word, word[third + 1 : n - third - 1]))
-            if n in self._cuts and self._cuts[n][:2] != (head, tail):
-                raise AssertionError("one cut per length")  # pragma: no cover - _limit depends on n only
-            _, _, starts, ends = self._cuts.setdefault(n, (head, tail, {}, {}))
-            starts.setdefault(word[:head], []).append(word)
-            ends.setdefault(word[n - tail :], []).append(word)
-        self._longest = max((len(w) + _limit(w) for w in self._categories), default=0)
+                parts = (word[:third], word[third + 1 : n - third - 1], word[n - third :])
+                self._long.setdefault(n, []).append((word, *parts))
+        self._long_sizes = {size for n in self._long for size in range(n - 2, n + 3)}
         shortest = min((len(w) for w in self._categories), default=0) - 1
         self._token = re.compile(rf"[a-z]{{{max(1, shortest)},}}") if self._categories else None
-        # Per length of a word of the text: the cuts of the lexicon lengths it can be an edit of.
-        _Get = Callable[[str], "list[str] | None"]
-        self._plans: dict[int, tuple[list[tuple[int, int, _Get, _Get]], list[tuple[str, str]]]] = {}
-        for size in range(max(1, shortest), self._longest + 1):
-            cuts: list[tuple[int, int, _Get, _Get]] = []
-            middles: list[tuple[str, str]] = []
-            for n, (head, tail, starts, ends) in sorted(self._cuts.items()):
-                reach = 2 if n >= LONG else 1
-                if abs(n - size) <= reach and head >= 1 and tail >= 1:
-                    cuts.append((head, -tail, starts.get, ends.get))
-                    middles += self._middles.get(n, [])
-            if cuts:
-                self._plans[size] = (cuts, middles)
 
     def __bool__(self) -> bool:
         return bool(self._categories)
@@ -146,30 +128,20 @@ class FuzzyIndex:
         """
         if self._token is None:
             return
-        plans = self._plans
+        near, long_sizes = self._near, self._long_sizes
         for token in self._token.findall(lowered):
-            plan = plans.get(len(token))
-            if plan is None:
-                continue
-            found: set[str] = set()
-            cuts, middles = plan
-            for head, tail, starts, ends in cuts:
-                hit = starts(token[:head])
-                if hit is not None:
-                    found.update(hit)
-                hit = ends(token[tail:])
-                if hit is not None:
-                    found.update(hit)
-            for word, middle in middles:
-                if middle in token:
-                    found.add(word)
-            if not found:
-                continue
-            size = len(token)
-            for word in found:
-                limit = _limit(word)
-                if abs(len(word) - size) > limit:
-                    continue
-                if _within_one(token, word) if limit == 1 else osa_distance(token, word, 2) <= 2:
+            words = near.get(token)
+            if words is not None:
+                for word in words:
                     for category in self._categories[word]:
                         yield category, token, word
+            size = len(token)
+            if size not in long_sizes:
+                continue
+            for n in range(size - 2, size + 3):
+                for word, start, middle, end in self._long.get(n, ()):
+                    if (token.startswith(start) or token.endswith(end) or middle in token) and osa_distance(
+                        token, word, 2
+                    ) <= 2:
+                        for category in self._categories[word]:
+                            yield category, token, word

@@ -598,12 +598,15 @@ class Lexicon:
     def _match(
         self,
         text: str,
+        lowered: str,
         found: dict[str, str],
         allow: re.Pattern[str] | None,
         skip: frozenset[str],
     ) -> None:
         """Add to ``found`` (category -> matched text) the categories whose terms match ``text``."""
-        words, infix = self._candidates(text, text.lower())
+        words, infix = self._candidates(text, lowered)
+        if not words and not infix:
+            return
         for cat_id in (words | infix) - skip:
             if cat_id in found:
                 continue
@@ -638,27 +641,33 @@ class Lexicon:
         if not text:
             return []
         allow = self._context(context)
-        skip = frozenset(exempt)
+        skip = exempt if isinstance(exempt, frozenset) else frozenset(exempt)
         folded = fold(text)
+        lowered = folded.lower()
         found: dict[str, str] = {}
-        self._match(folded, found, allow, skip)
+        self._match(folded, lowered, found, allow, skip)
         forms, runs = undo_disguises(folded)
-        for form in forms:
-            self._match(form, found, allow, skip)
+        lowered_forms = [form.lower() for form in forms]
+        for form, lowered_form in zip(forms, lowered_forms, strict=True):
+            self._match(form, lowered_form, found, allow, skip)
         # "N o a h A D H D" joins to "NoahADHD": screen it from every place a term could start.
         for run in runs:
             for start in self._anywhere.finditer(run.lower()):
                 if start.start() > 0:
-                    self._match(run[start.start() :], found, allow, skip)
-        if self._fuzzy:
-            for form in (folded, *forms):
-                for cat_id, word, _lexicon_word in self._fuzzy.search(form.lower()):
-                    if cat_id not in found and cat_id not in skip and (allow is None or allow.fullmatch(word) is None):
-                        found[cat_id] = word
+                    tail = run[start.start() :]
+                    self._match(tail, tail.lower(), found, allow, skip)
+        for lowered_form in (lowered, *lowered_forms):
+            for cat_id, word, _lexicon_word in self._fuzzy.search(lowered_form):
+                if cat_id not in found and cat_id not in skip and (allow is None or allow.fullmatch(word) is None):
+                    found[cat_id] = word
+        bsn = self._bsn.id not in skip and contains_bsn(folded)
+        if not found and not bsn:
+            return []
         findings = [Finding(cat_id, term, self._messages[cat_id]) for cat_id, term in found.items()]
-        if self._bsn.id not in skip and contains_bsn(folded):
+        if bsn:
             findings.append(Finding(self._bsn.id, BSN_TERM, self._bsn.message))
-        findings.sort(key=lambda f: self._order[f.category])
+        if len(findings) > 1:
+            findings.sort(key=lambda f: self._order[f.category])
         return findings
 
     def screen_bsn_only(self, text: str) -> list[Finding]:
