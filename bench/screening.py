@@ -103,6 +103,34 @@ def quality(name: str, rows: Sequence[tuple[str, str, str]], screens: dict[str, 
                 print(f"    {cat:<22} {hits[cat] / totals[cat]:.3f} ({hits[cat]}/{totals[cat]})")
 
 
+DUTCH_WORDS = Path("/usr/share/dict/dutch")  # Debian's wdutch, when installed
+
+
+def fuzzy_neighbours(lexicon: Lexicon) -> None:
+    """How many words of the Dutch word list only the fuzzy lookup flags (its false-alarm surface).
+
+    Uses the lexicon's internals (the fuzzy index and the exact matcher) to tell the two apart.
+    """
+    if not DUTCH_WORDS.exists() or not hasattr(lexicon, "_fuzzy"):
+        print("\nfuzzy: no Dutch word list (apt-get install wdutch) or no fuzzy lookup in this checkout")
+        return
+    from schemas.normalise import fold
+    words = {w.strip().lower() for w in DUTCH_WORDS.read_text(encoding="utf-8", errors="replace").split()}
+    words = {w for w in words if w.isalpha()}
+    fuzzy_only = []
+    for word in sorted(words):
+        folded = fold(word).lower()
+        fuzzy = {category for category, _, _ in lexicon._fuzzy.search(folded)}
+        if not fuzzy:
+            continue
+        exact: dict[str, str] = {}
+        lexicon._match(folded, folded, exact, None, frozenset())
+        if not fuzzy & exact.keys():
+            fuzzy_only.append(word)
+    print(f"\nfuzzy: {len(fuzzy_only)} of {len(words):,} words of the Dutch word list (wdutch) are flagged by the")
+    print(f"fuzzy lookup alone, not by the exact terms: {', '.join(fuzzy_only[:60])}")
+
+
 def best_time(func: Screen, texts: Sequence[str], rounds: int) -> float:
     """Fastest of ``rounds`` passes of ``func`` over ``texts``, in seconds."""
     times = []
@@ -178,6 +206,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     general, evasion = read_corpus(), read_evasion()
     quality("general corpus (free text)", general, screens, per_category=True)
     quality("evasion corpus (each field's own screen)", evasion, screens, per_category=False)
+    fuzzy_neighbours(load_default_lexicon())
     throughput("general corpus", general, screens, args.texts, args.rounds)
     throughput("evasion corpus", evasion, screens, args.texts, args.rounds)
 

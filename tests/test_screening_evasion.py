@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 from conftest import CONVENANT, make_record
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from schemas import screening
 from schemas.convenant import DEFAULT_DIR, FieldSpec, load_convenant
@@ -457,3 +459,30 @@ def test_validator_uses_the_field_screens() -> None:
     assert [(v.record, v.field, v.code) for v in violations] == [(0, "voornaam", "forbidden_content.gezondheid")]
     _valid, violations = validator.validate([make_record(1, laatst_bekende_school="Gereformeerde school")], TODAY)
     assert violations == []
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.text(alphabet="aAb1 0.-_@$/·\u00e9", max_size=12))
+def test_variant_gate_is_exact(text: str) -> None:
+    """The cheap gate in front of the variants never skips a text that has a disguise to undo."""
+    from schemas import normalise
+
+    changed = normalise._DISGUISE.sub(lambda m: "\0", text) != text
+    assert not changed or normalise._GATE.search(text) is not None, text
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.sampled_from(sorted({w for cat in LEXICON.categories for w in cat.fuzzy})), st.data())
+def test_fuzzy_finds_every_single_edit(word: str, data: Any) -> None:
+    """Any one edit (insert, delete, substitute, swap) of a fuzzy word is found with its category."""
+    kind = data.draw(st.sampled_from(["insert", "delete", "substitute", "swap"]))
+    at = data.draw(st.integers(0, len(word) - 2))
+    letter = data.draw(st.sampled_from("abcdefghijklmnopqrstuvwxyz"))
+    typo = {
+        "insert": word[:at] + letter + word[at:],
+        "delete": word[:at] + word[at + 1 :],
+        "substitute": word[:at] + letter + word[at + 1 :],
+        "swap": word[:at] + word[at + 1] + word[at] + word[at + 2 :],
+    }[kind]
+    wanted = {cat.id for cat in LEXICON.categories if word in cat.fuzzy}
+    assert wanted <= categories(typo), (word, typo)
