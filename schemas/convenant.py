@@ -34,6 +34,8 @@ class FieldSpec:
     not_future: bool = False
     after: str | None = None
     screen: str | None = None
+    # Lexicon categories the field is not screened for (a school's name may carry its denomination).
+    screen_exempt: tuple[str, ...] = ()
     fields: tuple[FieldSpec, ...] = ()
 
 
@@ -201,6 +203,14 @@ def _field_spec(name: str, data: dict[str, Any]) -> FieldSpec:
     if kind in TEXT_TYPES and max_length is None:
         # Every text a party can type is bounded: longer is a 422 naming record and field.
         raise ConvenantError(f"field {name!r}: a {kind} field needs max_length")
+    screen = data.get("screen")
+    if screen is not None and (not isinstance(screen, str) or not screen):
+        raise ConvenantError(f"field {name!r}: screen must be 'full', 'bsn' or the name of a lexicon context")
+    screen_exempt = data.get("screen_exempt", [])
+    if not isinstance(screen_exempt, list) or not all(isinstance(c, str) and c for c in screen_exempt):
+        raise ConvenantError(f"field {name!r}: screen_exempt must be a list of lexicon category ids")
+    if screen_exempt and not screen:
+        raise ConvenantError(f"field {name!r}: screen_exempt without screen")
     return FieldSpec(
         name=name,
         type=kind,
@@ -210,7 +220,8 @@ def _field_spec(name: str, data: dict[str, Any]) -> FieldSpec:
         choices=tuple(data.get("choices", ())),
         not_future=bool(data.get("not_future", False)),
         after=data.get("after"),
-        screen=data.get("screen"),
+        screen=screen,
+        screen_exempt=tuple(screen_exempt),
         fields=subfields,
     )
 

@@ -29,6 +29,19 @@ trigger is rejected when the lexicon is loaded.
 The category regexes are factored on the first characters of their terms (``a(?:b(?:...)|...)``
 instead of a flat list of several hundred alternatives), which keeps them fast on the slow path.
 
+Evasion: the text is matched as normalised by :mod:`schemas.normalise` (NFKC, format characters
+and combining marks removed, look-alike letters folded to Latin), and again in each variant with
+its disguises undone (single letters joined, separators inside words dropped, digits read as
+letters); lexicon terms are folded the same way when they are loaded. The categories' ``fuzzy``
+words are looked up with a typo (:mod:`schemas.fuzzy`), and BSN-looking numbers are found with
+any separator between their digit groups (:mod:`schemas.bsn_scan`).
+
+Fields that are not free prose use a *context* of the lexicon (``[context.naam]``,
+``[context.adres]``): every category is screened, but a match that one of the context's allow
+patterns covers as a whole (the surname Van der Kerk, the Pastoor Bottemastraat) is not a
+finding. A field can also be exempt from categories (a school's name may carry its
+denomination); both come from the convenant file through :meth:`Lexicon.screener`.
+
 This module does not import Flask; it is a plain library used by the validators.
 """
 
@@ -39,17 +52,21 @@ import os
 import re
 import tomllib
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from stdnum.nl import bsn as _stdnum_bsn
+from schemas.bsn_scan import contains_bsn
+from schemas.fuzzy import FuzzyIndex
+from schemas.normalise import fold, undo_disguises
+from schemas.trie import trie_regex as _trie_regex
 
 __all__ = [
     "BSN_CATEGORY",
     "BSN_TERM",
     "Category",
+    "Context",
     "Finding",
     "Lexicon",
     "LexiconError",
@@ -61,38 +78,15 @@ BSN_CATEGORY = "bsn"
 #: What a BSN finding reports as its ``term``: the number itself is never repeated.
 BSN_TERM = "<bsn>"
 
+#: The lexicon's top-level table that holds the screening contexts, not a category.
+CONTEXT_KEY = "context"
+
 _DEFAULT_LEXICON = Path(__file__).parent / "lexicon" / "bijzondere_gegevens.toml"
 
 # Shortest literal word usable as a trigger.
 _MIN_KEY = 2
 # Shortest literal usable as a "must contain" trigger for fragments that start inside a word.
 _MIN_SUBSTRING = 3
-
-# BSN-looking numbers.
-#
-# A BSN has nine digits. People write it as one run (123456782) or grouped: 4-2-3 as on the
-# passport (1234.56.782), 3-2-4, or 3-3-3 (123 456 782), with one kind of separator (space, dot
-# or hyphen) used consistently. A candidate may not be glued to more digits or more digit groups,
-# so phone numbers (06-12345678, 10 digits), IBANs, dates (2024-01-15, 15-01-2024), times and
-# postcodes (1234 AB) are not candidates. Candidates are then checked with the elfproef
-# (stdnum.nl.bsn), which rejects about 10 in 11 random nine-digit numbers.
-#
-# Eight-digit runs are deliberately NOT flagged, although stdnum pads them with a leading zero
-# and BSNs issued from old sofinummers can start with 0. In free text an eight-digit run is far
-# more often a date written as ddmmjjjj or jjjjmmdd, a KvK number (always eight digits) or a
-# case number, and about 1 in 11 of those would pass the padded elfproef: a steady stream of
-# false alarms for a BSN nobody writes that way (a BSN is always shown with its nine digits,
-# leading zero included). Structured BSN fields are validated elsewhere with the full check.
-_BSN_CANDIDATE = re.compile(
-    r"(?<![0-9])(?<![0-9][ .\-])"
-    r"(?:[0-9]{9}"
-    r"|[0-9]{4}([ .\-])[0-9]{2}\1[0-9]{3}"
-    r"|[0-9]{3}([ .\-])[0-9]{2}\2[0-9]{4}"
-    r"|[0-9]{3}([ .\-])[0-9]{3}\3[0-9]{3})"
-    r"(?![ .\-]?[0-9])"
-)
-_HAS_DIGIT = re.compile(r"[0-9]")
-_NOT_DIGIT = re.compile(r"[^0-9]")
 
 _QUANTIFIERS = "?*+{"
 # Literal characters that can never be part of a \w+ word: a fragment word that follows one of
@@ -129,6 +123,21 @@ class Category:
     terms: tuple[str, ...]
     terms_case_sensitive: tuple[str, ...]
     detector: str | None = None
+    fuzzy: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Context:
+    """Where a field's text is not free prose (names, addresses): matches that are allowed there.
+
+    ``allow`` holds regex fragments; a match of a category term that one of them matches as a
+    whole (case-insensitively) is not a finding in this context ("van der Kerk", "Pastoor
+    Bottemastraat", "Politiekade").
+    """
+
+    id: str
+    description: str
+    allow: tuple[str, ...]
 
 
 _DEFAULT_BSN = Category(
@@ -325,34 +334,6 @@ def _trigger(fragment: str) -> tuple[str, str]:
     )
 
 
-def _trie_regex(words: Iterable[str], word_start: str = "") -> str:
-    """A regex matching any of ``words`` (literals), longest first, as a character trie.
-
-    Python's regex engine tries the branches of an alternation one by one; a trie makes that
-    cost depend on the length of a word instead of the number of words. ``word_start`` is
-    inserted after the first character of every word (an assertion that the match starts a
-    word); keeping a plain character first lets the engine skip ahead in C to characters that
-    can start a match, which pays off when those are rare (capitals for case-sensitive terms).
-    """
-    trie: dict[str, Any] = {}
-    for word in words:
-        node = trie
-        for ch in word:
-            node = node.setdefault(ch, {})
-        node[""] = {}
-
-    def emit(node: dict[str, Any], after: str = "") -> str:
-        parts = [re.escape(ch) + after + emit(child) for ch, child in sorted(node.items()) if ch]
-        if not parts:
-            return ""
-        body = parts[0] if len(parts) == 1 else "(?:" + "|".join(parts) + ")"
-        if "" in node:
-            body = "(?:" + body + ")?"
-        return body
-
-    return emit(trie, word_start)
-
-
 def _factorized(fragments: Iterable[str], fold_case: bool, depth: int = 3) -> str:
     """One alternation of ``fragments``, factored on their first literal characters.
 
@@ -406,7 +387,9 @@ def _str_list(table: Mapping[str, Any], key: str, where: str) -> tuple[str, ...]
     value = table.get(key, [])
     if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
         raise LexiconError(f"[{where}] {key!r} must be a list of non-empty strings")
-    return tuple(unicodedata.normalize("NFC", v) for v in value)
+    # Terms are folded like the text they are matched against (schemas/normalise.py): an "ï" in
+    # a term is an "i", as it is in the folded text.
+    return tuple(fold(unicodedata.normalize("NFC", v)) for v in value)
 
 
 # Terms are pasted into one pattern per category: their group numbers shift, so named groups and
@@ -425,11 +408,30 @@ class _Prefilter:
 class Lexicon:
     """A compiled lexicon. Build it with :meth:`from_file` or :meth:`from_mapping`."""
 
-    def __init__(self, categories: Iterable[Category]) -> None:
+    def __init__(self, categories: Iterable[Category], contexts: Iterable[Context] = ()) -> None:
         self._categories: tuple[Category, ...] = tuple(categories)
         ids = [c.id for c in self._categories]
         if len(set(ids)) != len(ids):
             raise LexiconError("duplicate category id")
+        if CONTEXT_KEY in ids:
+            raise LexiconError(f"{CONTEXT_KEY!r} is reserved for contexts, not a category id")
+        self._contexts: dict[str, re.Pattern[str]] = {}
+        for context in contexts:
+            if context.id in ("full", "bsn") or context.id in self._contexts:
+                raise LexiconError(f"context {context.id!r}: reserved or duplicate name")
+            try:
+                body = "|".join(f"(?:{fragment})" for fragment in context.allow)
+                self._contexts[context.id] = re.compile(f"(?:{body})" if body else "(?!)", re.IGNORECASE)
+            except re.error as exc:
+                raise LexiconError(f"context {context.id!r}: bad allow pattern: {exc}") from exc
+        fuzzy_words: list[tuple[str, str]] = []
+        for cat in self._categories:
+            for word in cat.fuzzy:
+                fuzzy_words.append((word.lower(), cat.id))
+        try:
+            self._fuzzy = FuzzyIndex(fuzzy_words)
+        except ValueError as exc:
+            raise LexiconError(str(exc)) from exc
 
         bsn: Category | None = None
         word_patterns: dict[str, re.Pattern[str]] = {}
@@ -495,6 +497,8 @@ class Lexicon:
         ci_contains, cs_contains = runs[False, "contains"], runs[True, "contains"]
         # Word triggers: the longest run that starts a word, on the lower-cased text.
         self._ci_words = _Prefilter(ci_words, r"(?<!\w)" + _trie_regex(ci_words))
+        # The same triggers anywhere in a word (overlapping), for words made of joined letters.
+        self._anywhere = re.compile("(?=" + (_trie_regex(ci_words) or "(?!)") + ")")
         self._cs_words = _Prefilter(cs_words, _trie_regex(cs_words, word_start=r"(?<!\w.)"))
         # If every case-sensitive trigger has a capital, text without capitals skips them.
         self._cs_needs_capital = all(run != run.lower() for run in cs_words)
@@ -508,9 +512,25 @@ class Lexicon:
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> Lexicon:
-        """Build a lexicon from parsed TOML: one table per category, in file order."""
+        """Build a lexicon from parsed TOML: one table per category, in file order.
+
+        The table ``[context.<name>]`` (``description``, ``allow``) defines a screening context.
+        """
         categories: list[Category] = []
+        contexts: list[Context] = []
         for cat_id, table in data.items():
+            if cat_id == CONTEXT_KEY and isinstance(table, Mapping):
+                for name, ctx in table.items():
+                    if not isinstance(ctx, Mapping):
+                        raise LexiconError(f"[{CONTEXT_KEY}.{name}] must be a table")
+                    contexts.append(
+                        Context(
+                            id=name,
+                            description=_require_str(ctx, "description", f"{CONTEXT_KEY}.{name}"),
+                            allow=_str_list(ctx, "allow", f"{CONTEXT_KEY}.{name}"),
+                        )
+                    )
+                continue
             if not isinstance(table, Mapping):
                 raise LexiconError(f"top-level key {cat_id!r} must be a table")
             detector = table.get("detector")
@@ -525,9 +545,10 @@ class Lexicon:
                     terms=_str_list(table, "terms", cat_id),
                     terms_case_sensitive=_str_list(table, "terms_case_sensitive", cat_id),
                     detector=detector,
+                    fuzzy=_str_list(table, "fuzzy", cat_id),
                 )
             )
-        return cls(categories)
+        return cls(categories, contexts)
 
     @classmethod
     def from_file(cls, path: str | os.PathLike[str]) -> Lexicon:
@@ -541,6 +562,11 @@ class Lexicon:
     def categories(self) -> tuple[Category, ...]:
         """All categories, in file order (including the BSN detector, if any)."""
         return self._categories
+
+    @property
+    def contexts(self) -> frozenset[str]:
+        """The names of the screening contexts the lexicon defines (``[context.<name>]``)."""
+        return frozenset(self._contexts)
 
     # -- screening ------------------------------------------------------------------------------
 
@@ -569,57 +595,115 @@ class Lexicon:
                         infix |= pre.closure[run]
         return words, infix
 
-    def _bsn_findings(self, text: str) -> list[Finding]:
-        if _HAS_DIGIT.search(text) is None:
-            return []
-        for match in _BSN_CANDIDATE.finditer(text):
-            digits = _NOT_DIGIT.sub("", match.group())
-            if len(digits) == 9 and _stdnum_bsn.is_valid(digits):
-                return [Finding(self._bsn.id, BSN_TERM, self._bsn.message)]
-        return []
+    def _match(
+        self,
+        text: str,
+        lowered: str,
+        found: dict[str, str],
+        allow: re.Pattern[str] | None,
+        skip: frozenset[str],
+    ) -> None:
+        """Add to ``found`` (category -> matched text) the categories whose terms match ``text``."""
+        words, infix = self._candidates(text, lowered)
+        if not words and not infix:
+            return
+        for cat_id in (words | infix) - skip:
+            if cat_id in found:
+                continue
+            for kind, patterns in ((words, self._word_patterns), (infix, self._infix_patterns)):
+                if cat_id not in kind:
+                    continue
+                if allow is None:
+                    match = patterns[cat_id].search(text)
+                    if match is not None:
+                        found[cat_id] = match.group()
+                        break
+                    continue
+                term = next(
+                    (m.group() for m in patterns[cat_id].finditer(text) if allow.fullmatch(m.group()) is None),
+                    None,
+                )
+                if term is not None:
+                    found[cat_id] = term
+                    break
 
-    def screen(self, text: str) -> list[Finding]:
+    def screen(self, text: str, *, context: str | None = None, exempt: Iterable[str] = ()) -> list[Finding]:
         """All categories found in ``text``: at most one :class:`Finding` per category.
 
+        The text is folded and screened as written and in every variant with its disguises
+        undone (:mod:`schemas.normalise`); long words are also looked up with a typo or two
+        (:mod:`schemas.fuzzy`). ``context`` names a ``[context.<name>]`` of the lexicon whose
+        allowed matches are not findings; categories in ``exempt`` are not reported.
+
         Findings come in lexicon order; the BSN finding (if any) carries ``term == "<bsn>"``.
+        ``term`` is the matched text after folding (a fuzzy hit: the word of the text).
         """
         if not text:
             return []
-        if not text.isascii():
-            text = _normalise(text)
-        lowered = text.lower()
-        findings: list[Finding] = []
-        words, infix = self._candidates(text, lowered)
-        if words or infix:
-            for cat_id in sorted(words | infix, key=self._order.__getitem__):
-                match = None
-                if cat_id in words:
-                    match = self._word_patterns[cat_id].search(text)
-                if match is None and cat_id in infix:
-                    match = self._infix_patterns[cat_id].search(text)
-                if match is not None:
-                    findings.append(Finding(cat_id, match.group(), self._messages[cat_id]))
-        bsn = self._bsn_findings(text)
+        allow = self._context(context)
+        skip = exempt if isinstance(exempt, frozenset) else frozenset(exempt)
+        folded = fold(text)
+        lowered = folded.lower()
+        found: dict[str, str] = {}
+        self._match(folded, lowered, found, allow, skip)
+        forms, runs = undo_disguises(folded)
+        lowered_forms = [form.lower() for form in forms]
+        for form, lowered_form in zip(forms, lowered_forms, strict=True):
+            self._match(form, lowered_form, found, allow, skip)
+        # "N o a h A D H D" joins to "NoahADHD": screen it from every place a term could start.
+        for run in runs:
+            for start in self._anywhere.finditer(run.lower()):
+                if start.start() > 0:
+                    tail = run[start.start() :]
+                    self._match(tail, tail.lower(), found, allow, skip)
+        for lowered_form in (lowered, *lowered_forms):
+            for cat_id, word, _lexicon_word in self._fuzzy.search(lowered_form):
+                if cat_id not in found and cat_id not in skip and (allow is None or allow.fullmatch(word) is None):
+                    found[cat_id] = word
+        bsn = self._bsn.id not in skip and contains_bsn(folded)
+        if not found and not bsn:
+            return []
+        findings = [Finding(cat_id, term, self._messages[cat_id]) for cat_id, term in found.items()]
         if bsn:
-            findings.extend(bsn)
+            findings.append(Finding(self._bsn.id, BSN_TERM, self._bsn.message))
+        if len(findings) > 1:
             findings.sort(key=lambda f: self._order[f.category])
         return findings
 
     def screen_bsn_only(self, text: str) -> list[Finding]:
         """Only look for BSN-looking numbers (for fields where words are expected)."""
-        if not text:
+        if not text or not contains_bsn(fold(text)):
             return []
-        return self._bsn_findings(text)
+        return [Finding(self._bsn.id, BSN_TERM, self._bsn.message)]
 
+    def screener(self, level: str, exempt: Iterable[str] = ()) -> Callable[[str], list[Finding]]:
+        """The screen for a field's ``screen`` level in a convenant file.
 
-def _normalise(text: str) -> str:
-    """NFKC, so look-alike characters (ligatures, full-width letters, long s) match the terms.
+        ``"full"``: every category (free text); ``"bsn"``: BSN-looking numbers only; the name of
+        a lexicon context (``"naam"``, ``"adres"``): every category, less what the context
+        allows. ``exempt`` lists categories the field is never screened for (a school's name may
+        carry its denomination: ``screen_exempt = ["religie"]``).
+        """
+        skip = frozenset(exempt)
+        unknown = skip - {c.id for c in self._categories} - {self._bsn.id}
+        if unknown:
+            raise LexiconError(f"screen_exempt names unknown categories {sorted(unknown)}")
+        if level == "bsn":
+            return self.screen_bsn_only
+        context = None if level == "full" else level
+        self._context(context)
+        return functools.partial(self.screen, context=context, exempt=skip)
 
-    U+0130 (capital I with dot, Turkish) is the one character whose ``str.lower()`` is two
-    characters while the regex engine folds it to a plain ``i``; mapping it to ``I`` keeps the
-    lower-cased prefilter and the case-insensitive category patterns in step.
-    """
-    return unicodedata.normalize("NFKC", text).replace("\u0130", "I")
+    def _context(self, name: str | None) -> re.Pattern[str] | None:
+        if name is None:
+            return None
+        try:
+            return self._contexts[name]
+        except KeyError:
+            raise LexiconError(
+                f"unknown screening level {name!r}: use 'full', 'bsn' or a lexicon context "
+                f"{sorted(self._contexts)}"
+            ) from None
 
 
 @functools.cache

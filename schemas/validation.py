@@ -114,6 +114,7 @@ class Text(CodedField):
         max_length: int | None = None,
         pattern: str | None = None,
         screen: str | None = None,
+        screen_exempt: tuple[str, ...] = (),
         lexicon: Lexicon | None = None,
         **kwargs: Any,
     ) -> None:
@@ -124,7 +125,8 @@ class Text(CodedField):
         self.lexicon = lexicon
         self._screen_text = None
         if screen and lexicon is not None:
-            self._screen_text = lexicon.screen if screen == "full" else lexicon.screen_bsn_only
+            # "full", "bsn" or a lexicon context ("naam", "adres"); an unknown level is a LexiconError.
+            self._screen_text = lexicon.screener(screen, screen_exempt)
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
         if not isinstance(value, str):
@@ -311,6 +313,7 @@ class RecordValidator:
                     max_length=spec.max_length,
                     pattern=spec.pattern,
                     screen=spec.screen,
+                    screen_exempt=spec.screen_exempt,
                     lexicon=self.lexicon,
                     **common,
                 )

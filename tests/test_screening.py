@@ -4,6 +4,7 @@ data in free text, and the BSN detector."""
 from __future__ import annotations
 
 import csv
+import functools
 import re
 import time
 import unicodedata
@@ -12,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from schemas.fuzzy import FuzzyIndex
+from schemas.normalise import fold, variants
 from schemas.screening import (
     BSN_CATEGORY,
     BSN_TERM,
@@ -552,17 +555,25 @@ def test_bad_lexicon_rejected(bad: dict[str, object]) -> None:
 # -- the fast path is exact ---------------------------------------------------------------------
 
 
+@functools.cache
+def _fuzzy_index(lexicon: Lexicon) -> FuzzyIndex:
+    return FuzzyIndex((word, cat.id) for cat in lexicon.categories for word in cat.fuzzy)
+
+
 def reference_categories(lexicon: Lexicon, text: str) -> set[str]:
-    """Categories found by one plain alternation per category, without any prefilter."""
-    text = unicodedata.normalize("NFKC", text).replace("\u0130", "I")
-    found = set()
+    """Categories found by one plain alternation per category, without any prefilter, over every
+    form the screen looks at (the folded text and its variants), plus the fuzzy words."""
+    folded = fold(text)
+    forms = [folded, *variants(folded)]
+    fuzzy = _fuzzy_index(lexicon)
+    found = {cat_id for form in forms for cat_id, _, _ in fuzzy.search(form.lower())}
     for cat in lexicon.categories:
         if cat.detector:
             continue
         branches = [f"(?:{t})" for t in cat.terms]
         branches += [f"(?-i:{t})" for t in cat.terms_case_sensitive]
         pattern = re.compile(r"(?<!\w)(?:" + "|".join(branches) + r")(?!\w)", re.IGNORECASE)
-        if pattern.search(text):
+        if any(pattern.search(form) for form in forms):
             found.add(cat.id)
     return found
 

@@ -512,7 +512,7 @@ def test_free_text_with_special_or_police_data_is_refused(validator: RecordValid
         ("reden_verzuim", "Conflict met school over passend aanbod"),
         ("reden_verzuim", "geen passende plek beschikbaar sinds 2026-09-01"),
         ("betrokkenheid_toelichting", "RBL en SWV hebben contact met ouders, bel 06-12345678"),
-        # names of schools may carry a denomination: those fields are only screened for BSNs
+        # names of schools may carry a denomination: the school field is exempt from religie (convenant file)
         ("laatst_bekende_school", "Rooms-Katholieke Basisschool Sint Jozef"),
         ("laatst_bekende_school", "Islamitische Basisschool Al Qalam"),
     ],
