@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import CONVENANT, make_record
+from fixtures.records import CONVENANT, make_record
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
