@@ -2,13 +2,13 @@
 
     gunicorn --workers 4 --bind 0.0.0.0:8000 wsgi:app
 
-refuses an unsafe configuration (broker/production.py), runs the scheduler once by lease, and
+refuses an unsafe configuration (broker/app/production.py), runs the scheduler once by lease, and
 collects every worker's Prometheus metrics.
 """
 
 import os
 
-from broker.serving import (  # noqa: F401 (gunicorn's hooks, by name)
+from broker.app.serving import (  # noqa: F401 (gunicorn's hooks, by name)
     SETTINGS,
     child_exit,
     on_exit,

@@ -2,13 +2,13 @@
 """Audit log benchmark: append, verify and proof latency at a million entries.
 
 Fills a fresh database with per-subject audit entries the way a submission does (a Recorder with
-one entry per pupil, appended by `broker.audit_log.append_entries` in the step's transaction, a
+one entry per pupil, appended by `broker.auditing.store.append_entries` in the step's transaction, a
 checkpoint signed, committed), in batches of 100,000 (a 100k-record list per transaction). Then:
 
   (a) append throughput per batch, in entries/s;
   (b) verify throughput: `broker audit verify` itself (rows streamed from the database), and
       `audit.verify.verify_log` over the same rows in memory (chain, hashes and search columns);
-  (c) inclusion and consistency proof latency through `broker.audit_log.inclusion_proof` /
+  (c) inclusion and consistency proof latency through `broker.auditing.store.inclusion_proof` /
       `consistency_proof` against the database (median and p99 over random indices), and the
       HTTP endpoint on top.
 
@@ -50,7 +50,9 @@ from audit.proof import verify_consistency, verify_inclusion  # noqa: E402
 from audit.verify import verify_log  # noqa: E402
 from bench.common import scratch_database  # noqa: E402
 from broker import create_app, runtime  # noqa: E402
-from broker.audit_log import (  # noqa: E402
+from broker.app.extensions import db  # noqa: E402
+from broker.auditing.step import Recorder, activity, checkpoint_signer  # noqa: E402
+from broker.auditing.store import (  # noqa: E402
     DbNodes,
     append_entries,
     consistency_proof,
@@ -60,8 +62,6 @@ from broker.audit_log import (  # noqa: E402
     sign_checkpoint,
     stored_rows,
 )
-from broker.auditing import Recorder, activity, checkpoint_signer  # noqa: E402
-from broker.extensions import db  # noqa: E402
 from broker.models import AuditCheckpoint, AuditEntryRow  # noqa: E402
 
 CONVENANT = "thuiszitters-midden-gelre"

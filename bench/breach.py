@@ -31,8 +31,8 @@ from ingest import fresh_database, measure_api  # noqa: E402
 from sqlalchemy import select  # noqa: E402
 
 from broker import create_app, runtime  # noqa: E402
+from broker.app.extensions import db  # noqa: E402
 from broker.breaches.impact import IMPACT_ENTRIES, Scope, compute_impact  # noqa: E402
-from broker.extensions import db  # noqa: E402
 from broker.models import AuditEntryRow  # noqa: E402
 
 CONVENANT = "thuiszitters-midden-gelre"

@@ -23,7 +23,7 @@ for path in (ROOT / "tests", ROOT):  # the project's packages first, then tests/
 from sqlalchemy import text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
-from broker.db import make_engine  # noqa: E402
+from broker.app.db import make_engine  # noqa: E402
 
 
 def exit_on_sigterm() -> None:

@@ -48,10 +48,10 @@ from bench.common import backend, exit_on_sigterm, scratch_database  # noqa: E40
 from bench.ingest import build_records, measure_api, measure_floor  # noqa: E402
 from bench.match import store_list  # noqa: E402
 from broker import create_app, runtime  # noqa: E402
-from broker.extensions import db  # noqa: E402
+from broker.app.extensions import db  # noqa: E402
+from broker.matching.match import compare, load_side, pairs, run_if_due  # noqa: E402
+from broker.matching.quarters import record_list, required_parties  # noqa: E402
 from broker.models import Client, Submission  # noqa: E402
-from broker.services.matching import compare, load_side, pairs, run_if_due  # noqa: E402
-from broker.services.quarters import record_list, required_parties  # noqa: E402
 
 CONVENANT = "thuiszitters-midden-gelre"
 QUARTER = "2026-Q4"

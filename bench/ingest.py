@@ -28,8 +28,8 @@ from joserfc.jwk import ECKey  # noqa: E402
 from sqlalchemy import insert  # noqa: E402
 
 from broker import create_app  # noqa: E402
-from broker.db import make_engine  # noqa: E402
-from broker.migrate import upgrade  # noqa: E402
+from broker.app.db import make_engine  # noqa: E402
+from broker.app.migrate import upgrade  # noqa: E402
 from broker.models import Record  # noqa: E402
 from keys.envelope import Sealer, generate_key  # noqa: E402
 from keys.pseudonym import Pseudonymiser  # noqa: E402

@@ -59,7 +59,7 @@ from bench.common import (  # noqa: E402
     percentile,
     scratch_database,
 )
-from broker.serving import default_workers  # noqa: E402
+from broker.app.serving import default_workers  # noqa: E402
 
 CONVENANT = "thuiszitters-midden-gelre"
 BROKER = str(Path(sys.executable).with_name("broker"))

@@ -23,10 +23,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from broker import create_app, runtime  # noqa: E402
-from broker.extensions import db  # noqa: E402
-from broker.migrate import upgrade  # noqa: E402
+from broker.app.extensions import db  # noqa: E402
+from broker.app.migrate import upgrade  # noqa: E402
+from broker.matching.match import compare, load_side, pairs  # noqa: E402
 from broker.models import Client, Submission  # noqa: E402
-from broker.services.matching import compare, load_side, pairs  # noqa: E402
 
 CONVENANT = "thuiszitters-midden-gelre"
 BATCH = 50_000

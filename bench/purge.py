@@ -29,10 +29,10 @@ from sqlalchemy import select  # noqa: E402
 
 from audit.entry import Actor  # noqa: E402
 from broker import create_app, runtime  # noqa: E402
-from broker.auditing import audited_step  # noqa: E402
-from broker.extensions import db  # noqa: E402
+from broker.app.extensions import db  # noqa: E402
+from broker.auditing.step import audited_step  # noqa: E402
 from broker.models import Record, Submission  # noqa: E402
-from broker.services.purge import purge_records  # noqa: E402
+from broker.rights.purge import purge_records  # noqa: E402
 from keys.envelope import Sealer, generate_key  # noqa: E402
 
 

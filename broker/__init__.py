@@ -7,7 +7,7 @@ from typing import Any
 
 from flask import Flask
 
-from broker.config import Defaults
+from broker.app.config import Defaults
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
@@ -25,23 +25,27 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     if not app.config["MASTER_KEY"] and not app.config["MASTER_KEY_FILE"]:
         app.config["MASTER_KEY_FILE"] = os.path.join(app.instance_path, "master.key")
 
-    from broker import api, auth, bodies, cli, limits, logging, metrics, ops, review, runtime
+    from broker import api, auditing, breaches, jobs, matching, officers, parties, review, rights
+    from broker.app import bodies, cli, health, logging, metrics, runtime
+    from broker.app.extensions import api as smorest_api
+    from broker.app.extensions import db
     from broker.breaches.gauges import BreachCollector
-    from broker.extensions import api as smorest_api
-    from broker.extensions import db
 
+    # The app: logs, bodies read whole, the database, the runtime (clock, keys, convenants), health.
     logging.configure_logging(app.config["LOG_LEVEL"], app.config.get("LOG_FILE"))
     bodies.init_app(app)
     db.init_app(app)
     runtime.init_app(app)
     smorest_api.init_app(app)
-    smorest_api.register_blueprint(auth.blp)
-    api.init_app(app)
     logging.init_app(app)
     metrics.init_app(app, gauges=[BreachCollector])
-    ops.init_app(app)
-    limits.init_app(app)
+    health.init_app(app)
     cli.init_app(app)
+    # The capabilities: each registers its commands (and the parties their token endpoint).
+    for capability in (auditing, parties, matching, breaches, rights, officers, jobs):
+        capability.init_app(app)
+    # The two front doors: the HTTP API for the parties, the review interface for the officers.
+    api.init_app(app)
     review.init_app(app)
     if app.config["TRUSTED_PROXIES"]:
         from werkzeug.middleware.proxy_fix import ProxyFix

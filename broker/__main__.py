@@ -1,7 +1,7 @@
 """The `broker` command (`python -m broker`): the app's commands, plus `serve`.
 
 It sits above the app factory: it makes the app (`create_app`), whose `init_app`s register the
-commands, and serves it with gunicorn (broker/serving.py). Nothing in the app imports it.
+commands, and serves it with gunicorn (broker/app/serving.py). Nothing in the app imports it.
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ import click
 from flask import Flask
 from flask.cli import FlaskGroup
 
-from broker import create_app, serving
+from broker import create_app
+from broker.app import serving
 
 
 def _create_app() -> Flask:
@@ -33,7 +34,7 @@ def main() -> None:
 @click.option("--scheduler/--no-scheduler", default=True, show_default=True,
               help="Also run due matches, reminders, breach deadlines, the outbox and retention (once, by lease).")
 def serve_command(host: str, port: int, workers: int | None, threads: int, scheduler: bool) -> None:
-    """Serve the broker with gunicorn; refuse an unsafe configuration (see broker/production.py)."""
+    """Serve the broker with gunicorn; refuse an unsafe configuration (see broker/app/production.py)."""
     from gunicorn.app.base import BaseApplication
 
     app = _create_app()

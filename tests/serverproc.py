@@ -360,14 +360,14 @@ class Registrar:
         return HttpParty(party_id, result.output.strip(), key, self.env.base_url)
 
     def pseudonymiser(self, convenant_id: str) -> Any:
-        from broker import runtime
+        from broker.app import runtime
 
         with self.app.app_context():
             return runtime.keyring().pseudonymiser(convenant_id)
 
     def close(self) -> None:
         with self.app.app_context():
-            from broker.extensions import db
+            from broker.app.extensions import db
 
             db.engine.dispose()
 

@@ -10,7 +10,7 @@ from fixtures.convenants import SECOND_CONVENANT
 from fixtures.parties import Party
 from fixtures.records import CONVENANT, make_bsn
 
-from broker.extensions import api
+from broker.app.extensions import api
 from schemas.convenant import DEFAULT_DIR, load_convenants
 
 SUBMISSIONS = "/api/v1/convenants/{convenant_id}/submissions"

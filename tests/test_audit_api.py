@@ -345,8 +345,8 @@ def test_proof_queries_use_the_primary_keys(signed: dict[str, Any], app: Any, au
     """A proof reads its O(log n) nodes by primary key: no proof query scans an audit table."""
     from sqlalchemy import event
 
-    from broker.audit_log import consistency_proof, inclusion_proof
-    from broker.extensions import db
+    from broker.app.extensions import db
+    from broker.auditing.store import consistency_proof, inclusion_proof
 
     size = signed["checkpoints"][-1].size
     statements: list[tuple[str, Any]] = []

@@ -10,8 +10,9 @@ from fixtures.parties import Party
 from fixtures.records import CONVENANT, make_bsn, make_record
 from sqlalchemy import select
 
-from broker import auditing, runtime
-from broker.extensions import db
+from broker.app import runtime
+from broker.app.extensions import db
+from broker.auditing import step as auditing
 from broker.models import AuditEntryRow
 
 URL = "/api/v1/audit/entries"

@@ -337,7 +337,7 @@ def test_audit_failure_fails_the_step_closed(
         def broken(*_: Any, **__: Any) -> Any:
             raise OperationalError("INSERT INTO audit_entries ...", {}, Exception("disk I/O error"))
 
-        monkeypatch.setattr("broker.auditing.append_entries", broken)
+        monkeypatch.setattr("broker.auditing.step.append_entries", broken)
     else:
         refuse_audit_inserts(audit_db)
 

@@ -28,7 +28,7 @@ from audit.checkpoint import format_checkpoint, sign_note
 from audit.columns import SEARCH_COLUMNS
 from audit.jcs import encode_canonical
 from audit.merkle import MerkleTree
-from broker.db import make_engine
+from broker.app.db import make_engine
 from broker.models import AuditCheckpoint, AuditEntryRow
 
 Row = dict[str, Any]
@@ -397,7 +397,7 @@ def test_first_rewritten_column_is_named(log: AuditDb, audit_verify: Any) -> Non
 def legacy_log(app: Any, log: AuditDb) -> AuditDb:
     """The log as a broker sealed it before entries named their parties and convenant: the same
     entries without those two fields, resealed, under one checkpoint signed by the broker's key."""
-    from broker import auditing
+    from broker.auditing import step as auditing
 
     rows = []
     for row in log.rows():

@@ -16,7 +16,7 @@ from joserfc import jwt
 from joserfc.jwk import ECKey, OctKey, RSAKey
 from sqlalchemy import select
 
-from broker.extensions import db
+from broker.app.extensions import db
 from broker.models import AuditEntryRow
 
 TOKEN_URL = "http://localhost/oauth/token"
@@ -336,8 +336,8 @@ def test_token_of_one_client_is_not_another_party(rbl: Party, liemers: Party) ->
 
 def _broker_signed(app: Any, **claims: Any) -> str:
     """Sign an access token with the broker's own key, as a forger holding it would."""
-    from broker import runtime
-    from broker.auth import TOKEN_ALGORITHM, TOKEN_PURPOSE
+    from broker.app import runtime
+    from broker.parties.oauth import TOKEN_ALGORITHM, TOKEN_PURPOSE
 
     with app.app_context():
         key = runtime.keyring().signing_key(TOKEN_PURPOSE, TOKEN_ALGORITHM)
@@ -491,7 +491,7 @@ def _write(tmp_path: Any, name: str, content: str | bytes) -> str:
 )
 def test_clients_add_refuses(runner: Any, tmp_path: Any, party: str, make_file: Any) -> None:
     """Private keys, other curves, symmetric keys, garbage and unknown parties are refused."""
-    from broker.extensions import db
+    from broker.app.extensions import db
     from broker.models import Client
 
     result = runner.invoke(args=["clients", "add", "--party", party, "--public-key", make_file(tmp_path)])

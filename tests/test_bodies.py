@@ -1,4 +1,4 @@
-"""Request bodies (broker/bodies.py): read whole within MAX_CONTENT_LENGTH or refused, whatever the
+"""Request bodies (broker/app/bodies.py): read whole within MAX_CONTENT_LENGTH or refused, whatever the
 transfer encoding; a body that was not read whole is never parsed.
 
 A chunked body has no Content-Length; the server de-chunks it and sets `wsgi.input_terminated`
@@ -23,8 +23,8 @@ from serverproc import BrokerEnv, BrokerServer, Registrar, close_parties
 from sqlalchemy import text
 from sqlalchemy.pool import NullPool
 
-from broker.db import make_engine
-from broker.extensions import db
+from broker.app.db import make_engine
+from broker.app.extensions import db
 
 SUBMISSIONS = f"/api/v1/convenants/{CONVENANT}/submissions"
 TERMINATED = {"wsgi.input_terminated": True}

@@ -18,7 +18,7 @@ from fixtures.receivers import SmtpServer, WebhookReceiver
 from fixtures.records import CONVENANT, make_bsn, make_record
 from sqlalchemy import select, text
 
-from broker.extensions import db
+from broker.app.extensions import db
 from broker.models import AuditEntryRow
 
 AMSTERDAM = ZoneInfo("Europe/Amsterdam")
@@ -153,7 +153,7 @@ def test_a_breach_scope_covers_only_what_the_reporter_sent_or_received(
     assert everything.json["impact"]["data_subjects"] == 1
     assert {p["party_id"] for p in everything.json["impact"]["parties"]} == {RBL, PASSEND_WIJS}
     with app.app_context():
-        from broker import runtime
+        from broker.app import runtime
 
         arnhem = runtime.keyring().pseudonymiser(CONVENANT).pseudonymise_bsn(make_bsn(3))
     concerned = {
@@ -176,7 +176,7 @@ def test_subject_concerned_entries_reach_only_the_parties_of_that_pupils_flows(
     response = report(rbl, clock, {"window": window})
     assert response.status_code == 201, response.json
     with app.app_context():
-        from broker import runtime
+        from broker.app import runtime
 
         pseudonymiser = runtime.keyring().pseudonymiser(CONVENANT)
         duiven = {pseudonymiser.pseudonymise_bsn(make_bsn(n)) for n in (1, 2)}

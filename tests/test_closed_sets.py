@@ -16,7 +16,7 @@ from fixtures.parties import Party
 from fixtures.records import CONVENANT, make_bsn, make_record, to_csv
 from sqlalchemy import select
 
-from broker.extensions import db
+from broker.app.extensions import db
 from broker.models import AuditEntryRow
 
 MARKER = "zqxjmarker"

@@ -1,4 +1,4 @@
-"""CSV in and out (broker/csvio.py): one writer that neutralises formula cells for every CSV the broker
+"""CSV in and out (broker/app/csvio.py): one writer that neutralises formula cells for every CSV the broker
 emits (walked over every route that answers text/csv, and the CLI), and a parser that answers a cell
 of any length or a header of any text with a 422 that names position, never with a 500 or an echo."""
 
@@ -18,7 +18,7 @@ from fixtures.officers import csrf_from
 from fixtures.parties import Party
 from fixtures.records import COLUMNS, CONVENANT, make_bsn, make_record, to_csv
 
-from broker.csvio import FORMULA, csv_text, neutralise
+from broker.app.csvio import FORMULA, csv_text, neutralise
 
 REPO = Path(__file__).resolve().parents[1]
 SUBMISSIONS = f"/api/v1/convenants/{CONVENANT}/submissions"
@@ -65,13 +65,13 @@ def test_a_program_gets_the_texts_back_by_dropping_one_quote() -> None:
 
 
 def test_only_csvio_writes_csv() -> None:
-    """No module of the broker but broker/csvio.py imports the csv module: every CSV goes through one writer."""
+    """No module of the broker but broker/app/csvio.py imports the csv module: every CSV goes through one writer."""
     importers = sorted(
         str(path.relative_to(REPO))
         for path in (REPO / "broker").rglob("*.py")
         if re.search(r"^\s*(import csv\b|from csv import)", path.read_text(encoding="utf-8"), re.M)
     )
-    assert importers == ["broker/csvio.py"]
+    assert importers == ["broker/app/csvio.py"]
 
 
 # -- the walk over every CSV the broker emits ------------------------------------------------------
@@ -173,7 +173,7 @@ def test_the_csv_walk_over_every_csv_route(
     # The log export and the access report hold no caller text at the start of a cell today; a line
     # that did is made here, to see that the route writes through the one writer.
     from broker.review import export
-    from broker.services import access_table
+    from broker.rights import access_table
 
     real_line = export.entry_line
     monkeypatch.setattr(export, "entry_line", lambda row: dataclasses.replace(real_line(row), name="=1+2"))

@@ -12,7 +12,7 @@ import pytest
 from fixtures.parties import Party
 from fixtures.records import CONVENANT, make_record
 
-from broker.csvio import columns
+from broker.app.csvio import columns
 from schemas.convenant import DEFAULT_DIR, load_convenant
 
 DELIVERIES = "/api/v1/deliveries"

@@ -4,7 +4,7 @@ The clock moves in 20-minute steps over a 32-hour outage and the scheduler ticks
 cases are routed, ended and forwarded and a breach is reported and runs past its 24-hour deadline.
 Then the receiver comes back on the same URL and the broker catches up. Nobody sleeps.
 
-What the product promises (broker/services/outbox.py, broker/scheduler.py, broker/breaches/):
+What the product promises (broker/parties/outbox.py, broker/jobs/scheduler.py, broker/breaches/):
 every attempt is kept, retries back off 1, 2, 4 ... minutes up to six hours, a message counts as
 delivered only on a 2xx, the breach goes `te laat` and escalates once at its deadline, also by
 e-mail to the privacy officers. It does not promise order across retries: within one run of the
@@ -33,9 +33,9 @@ from fixtures.records import CONVENANT, make_bsn, make_record
 from sqlalchemy import select
 from werkzeug.serving import make_server
 
-from broker.extensions import db
+from broker.app.extensions import db
 from broker.models import AuditEntryRow, OutboxAttempt, OutboxEntry
-from broker.services import outbox
+from broker.parties import outbox
 
 STEP = dt.timedelta(minutes=20)
 OUTAGE = dt.timedelta(hours=32)
@@ -117,7 +117,7 @@ def cli(runner: Any, *args: str) -> str:
 
 def run_tick(app: Any, receiver: Receiver, number: int) -> Any:
     """One scheduler tick, as `broker serve` runs it every minute."""
-    from broker.scheduler import tick
+    from broker.jobs.scheduler import tick
 
     receiver.tick = number
     with app.app_context():

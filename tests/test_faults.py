@@ -45,7 +45,7 @@ from sqlalchemy import bindparam, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
-from broker.db import make_engine
+from broker.app.db import make_engine
 from schemas.convenant import DEFAULT_DIR, load_convenant
 
 REQUIRE = os.environ.get("BROKER_REQUIRE_FAULT_TESTS") == "1"

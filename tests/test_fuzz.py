@@ -57,7 +57,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from broker import create_app
-from broker.db import make_engine
+from broker.app.db import make_engine
 
 MAX_EXAMPLES = int(os.environ.get("FUZZ_MAX_EXAMPLES", "40"))
 PROBLEM_JSON = "application/problem+json"
@@ -247,8 +247,9 @@ def world(fuzz_database: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
             party(p) for p in ("rbl-midden-gelre", "swv-de-liemers", "swv-passend-wijs", "swv-de-verbinding")
         )
         with app.app_context():
-            from broker import auditing, runtime
-            from broker.services.quarters import deadline_at
+            from broker.app import runtime
+            from broker.auditing import step as auditing
+            from broker.matching.quarters import deadline_at
 
             quarterly = runtime.get_convenant(CONVENANT).quarterly
             assert quarterly is not None

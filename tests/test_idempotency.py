@@ -12,7 +12,7 @@ from fixtures.parties import Party, refresh_token
 from fixtures.records import CONVENANT, make_record, to_csv
 from sqlalchemy import func, select
 
-from broker.extensions import db
+from broker.app.extensions import db
 from broker.models import AuditEntryRow, Delivery, IdempotencyKey, Submission
 
 SUBMISSIONS = f"/api/v1/convenants/{CONVENANT}/submissions"

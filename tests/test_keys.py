@@ -67,7 +67,7 @@ def test_different_bsns_get_different_pseudonyms() -> None:
 
 
 def _records(app: Any) -> list[Any]:
-    from broker.extensions import db
+    from broker.app.extensions import db
     from broker.models import Record
 
     with app.app_context():
@@ -86,8 +86,8 @@ def _records(app: Any) -> list[Any]:
 
 def test_stored_records_carry_pseudonym_and_key_id(app: Any, rbl: Party) -> None:
     """Each stored record has its BSN's pseudonym and the key id; a resubmission matches."""
-    from broker import runtime
-    from broker.extensions import db
+    from broker.app import runtime
+    from broker.app.extensions import db
     from broker.models import KeyMaterial
 
     assert rbl.submit([make_record(1, gemeente="Duiven"), make_record(2)]).status_code == 201
@@ -185,7 +185,7 @@ def test_wrapped_key_is_bound_to_its_context() -> None:
 
 def test_stored_payload_is_bound_to_its_row(app: Any, rbl: Party, liemers: Party) -> None:
     """Swapping two stored payloads in the database makes the delivery fail to decrypt."""
-    from broker.extensions import db
+    from broker.app.extensions import db
     from broker.models import Record
 
     [delivery] = rbl.submit([make_record(1, gemeente="Duiven"), make_record(2, gemeente="Duiven")]).json["deliveries"]
@@ -201,7 +201,7 @@ def test_stored_payload_is_bound_to_its_row(app: Any, rbl: Party, liemers: Party
 
 
 def _keks(app: Any) -> list[Any]:
-    from broker.extensions import db
+    from broker.app.extensions import db
     from broker.models import KeyMaterial
 
     with app.app_context():
@@ -215,7 +215,7 @@ def _keks(app: Any) -> list[Any]:
 
 
 def _data_key_keks(app: Any) -> set[str]:
-    from broker.extensions import db
+    from broker.app.extensions import db
     from broker.models import DataKey
 
     with app.app_context():
@@ -268,7 +268,7 @@ def test_rotation_survives_a_fresh_process(
     keks = _keks(fresh)
     assert [k.wrapped is None for k in keks] == [True, True, False]
     with fresh.app_context():
-        from broker.extensions import db
+        from broker.app.extensions import db
 
         db.engine.dispose()
 
@@ -282,7 +282,7 @@ def test_rotation_of_unknown_convenant_fails(runner: Any) -> None:
 
 def test_master_key_is_not_in_the_database(app: Any, app_config: dict[str, Any], rbl: Party) -> None:
     """The master key is nowhere in the database, nor are data keys in clear."""
-    from broker.extensions import db
+    from broker.app.extensions import db
 
     assert rbl.submit([make_record(1)]).status_code == 201
     master = base64.b64decode(app_config["MASTER_KEY"])
@@ -374,6 +374,6 @@ def test_app_with_another_master_key_cannot_read_the_data(
     with pytest.raises(DecryptionError):
         intruder.request_token()
     with other.app_context():
-        from broker.extensions import db
+        from broker.app.extensions import db
 
         db.engine.dispose()

@@ -27,13 +27,13 @@ REASONS = load_convenant(DEFAULT_DIR / f"{CONVENANT}.toml").ending_reasons
 
 def pseudonym(app: Any, n: int) -> str:
     with app.app_context():
-        from broker import runtime
+        from broker.app import runtime
 
         return runtime.keyring().pseudonymiser(CONVENANT).pseudonymise_bsn(make_bsn(n))
 
 
 def query(app: Any, sql: str, **params: Any) -> list[Any]:
-    from broker.extensions import db
+    from broker.app.extensions import db
 
     with app.app_context(), db.engine.connect() as conn:
         return list(conn.execute(text(sql), params).all())
@@ -73,7 +73,7 @@ def deliveries_of(party: Party, kind: str) -> list[dict[str, Any]]:
 def restrict(app: Any, n: int, clock: Clock, lifted: bool = False, by: str = "rbl-midden-gelre") -> None:
     """Put pupil `n` under a restriction asked by `by` (default the RBL, the sender in these tests: its own
     restriction keeps its records at the broker), lifted at once when `lifted`."""
-    from broker.extensions import db
+    from broker.app.extensions import db
     from broker.models import SubjectRestriction
 
     subject = pseudonym(app, n)
@@ -97,10 +97,11 @@ def purge(app: Any, submission_id: str) -> None:
     """Purge every record of a submission, as retention would."""
     from sqlalchemy import select
 
-    from broker import auditing, runtime
-    from broker.extensions import db
+    from broker.app import runtime
+    from broker.app.extensions import db
+    from broker.auditing import step as auditing
     from broker.models import Record
-    from broker.services.purge import purge_records
+    from broker.rights.purge import purge_records
 
     with app.app_context():
         keyring = runtime.keyring()
@@ -113,7 +114,7 @@ def purge(app: Any, submission_id: str) -> None:
 def lift(app: Any, n: int, clock: Clock) -> None:
     from sqlalchemy import update
 
-    from broker.extensions import db
+    from broker.app.extensions import db
     from broker.models import SubjectRestriction
 
     subject = pseudonym(app, n)
@@ -187,7 +188,7 @@ def test_reason_may_be_given_by_its_code_letter(app: Any, rbl: Party, liemers: P
     assert (response.json["reason"], response.json["reason_code"]) == (last.id, last.code)
     assert response.json["notified"] == ["rbl-midden-gelre"]
     with app.app_context():
-        from broker.extensions import db
+        from broker.app.extensions import db
         from broker.models import CaseEnding
 
         [row] = db.session.query(CaseEnding).all()
@@ -505,8 +506,8 @@ def test_a_restricted_pupil_is_left_out_of_the_quarterly_match(
 ) -> None:
     """The match discloses nothing about a pupil restricted by the broker or either party of the pair, to
     either side; another party's restriction does not touch the pair."""
-    from broker import runtime
-    from broker.extensions import db
+    from broker.app import runtime
+    from broker.app.extensions import db
     from broker.models import SubjectRestriction
 
     with app.app_context():

@@ -13,11 +13,11 @@ from fixtures.app import Clock
 from fixtures.receivers import SmtpServer
 from sqlalchemy import select
 
-from broker import create_app, mail
-from broker.contacts import party_addresses
-from broker.extensions import db
+from broker import create_app
+from broker.app.extensions import db
 from broker.models import AuditEntryRow, OutboxAttempt, OutboxEntry, User
-from broker.services import outbox
+from broker.parties import mail, outbox
+from broker.parties.contacts import party_addresses
 
 PARTY = "swv-de-liemers"
 ADDRESS = "fg@liemers.example.nl"
@@ -88,7 +88,7 @@ def breach_payload(topic: str = "breach.notified") -> dict[str, Any]:
 
 def enqueue_email(app: Any, topic: str = "breach.notified", payload: dict[str, Any] | None = None) -> str:
     """Queue one e-mail entry to ADDRESS and commit; return its id."""
-    from broker import runtime
+    from broker.app import runtime
 
     key = f"test/{uuid.uuid4()}"
     with app.app_context():
@@ -104,7 +104,7 @@ def enqueue_email(app: Any, topic: str = "breach.notified", payload: dict[str, A
 
 def deliver(app: Any, mailer: mail.Mailer | None) -> int:
     """Run the outbox once at the clock's time with `mailer`."""
-    from broker import runtime
+    from broker.app import runtime
 
     with app.app_context():
         return outbox.deliver_due(
@@ -379,7 +379,7 @@ def test_unrenderable_entry_is_recorded_and_does_not_block_the_next(app: Any, sm
 
 def test_enqueue_checks_channel_and_address(app: Any) -> None:
     """An e-mail entry needs an address, a webhook entry has none, and there are only those two channels."""
-    from broker import runtime
+    from broker.app import runtime
 
     common = {"party_id": PARTY, "topic": "breach.notified", "dedupe_key": "k", "payload": {}}
     with app.app_context():

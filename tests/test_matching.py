@@ -38,7 +38,7 @@ def status(party: Party, quarter: str) -> dict[str, Any]:
 
 def pseudonym(app: Any, n: int) -> str:
     with app.app_context():
-        from broker import runtime
+        from broker.app import runtime
 
         return runtime.keyring().pseudonymiser(CONVENANT).pseudonymise_bsn(make_bsn(n))
 
@@ -211,10 +211,10 @@ def test_two_workers_racing_make_one_run(
     app: Any, clock: Clock, rbl: Party, passend_wijs: Party, liemers: Party, open_quarter: str
 ) -> None:
     """Two runners calling run-due at the same moment on one database produce exactly one run."""
-    from broker import runtime
-    from broker.extensions import db
-    from broker.services import matching
-    from broker.services.quarters import deadline_at, match_runs
+    from broker.app import runtime
+    from broker.app.extensions import db
+    from broker.matching import match as matching
+    from broker.matching.quarters import deadline_at, match_runs
 
     send(rbl, open_quarter, [make_record(n) for n in range(40)])
     send(passend_wijs, open_quarter, [make_record(n) for n in range(20, 60)])
@@ -248,14 +248,14 @@ def test_scheduler_thread_runs_due_matches(
     app: Any, clock: Clock, rbl: Party, passend_wijs: Party, open_quarter: str
 ) -> None:
     """The scheduler `broker serve` starts runs what is due on its first tick, then stops when asked."""
-    from broker.extensions import db
-    from broker.scheduler import Scheduler
-    from broker.services.quarters import deadline_at, match_runs
+    from broker.app.extensions import db
+    from broker.jobs.scheduler import Scheduler
+    from broker.matching.quarters import deadline_at, match_runs
 
     send(rbl, open_quarter, [make_record(1)])
     send(passend_wijs, open_quarter, [make_record(1)])
     with app.app_context():
-        from broker import runtime
+        from broker.app import runtime
 
         clock.now = deadline_at(runtime.get_convenant(CONVENANT).quarterly.dates(open_quarter))
     scheduler = Scheduler(lambda: app, interval=3600)

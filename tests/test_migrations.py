@@ -15,8 +15,8 @@ from fixtures.records import make_record
 from sqlalchemy import text
 
 from broker import create_app
-from broker.db import make_engine
-from broker.migrate import alembic_config, upgrade
+from broker.app.db import make_engine
+from broker.app.migrate import alembic_config, upgrade
 
 
 @pytest.mark.skipif(TEST_DATABASE_URL.startswith("postgresql"), reason="a file database made here; SQLite's batch mode")
@@ -89,7 +89,7 @@ def test_an_exchange_from_before_the_breach_and_lifecycle_migrations_survives_th
     app = create_app(config)
     assert app.test_cli_runner().invoke(args=["init"]).exit_code == 0
     with app.app_context():
-        from broker.extensions import db
+        from broker.app.extensions import db
 
         db.engine.dispose()
 
@@ -99,7 +99,7 @@ def test_the_chain_trigger_reads_the_newest_entry_by_index_whatever_the_statisti
     """Planned against statistics of a nearly empty table, the trigger's lookup of the newest
     entry would be a sequential scan kept for the connection's life: every append would re-read
     the whole log. Migration 0007 turns sequential scans off inside the trigger function."""
-    from broker.extensions import db
+    from broker.app.extensions import db
 
     with app.app_context():
         session = db.session

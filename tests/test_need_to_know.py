@@ -25,7 +25,7 @@ from fixtures.officers import csrf_from
 from fixtures.parties import Party
 from fixtures.records import CONVENANT, make_bsn, make_record
 
-from broker import runtime, timefmt
+from broker.app import runtime, timefmt
 
 HELD, OWN, UNUSED = 1, 2, 90
 NOBODYS_ID = "00000000-0000-4000-8000-000000000000"
@@ -191,7 +191,7 @@ def _forwarded(world: World) -> bool:
     with world.app.app_context():
         from sqlalchemy import select
 
-        from broker.extensions import db
+        from broker.app.extensions import db
         from broker.models import Delivery
 
         return bool(db.session.scalars(select(Delivery).where(Delivery.kind == "subject_request")).all())

@@ -19,8 +19,10 @@ from fixtures.officers import OFFICER_PASSWORD, csrf_from
 from fixtures.records import make_record
 from sqlalchemy import select
 
-from broker import create_app, leases, production
-from broker.extensions import db
+from broker import create_app
+from broker.app import production
+from broker.app.extensions import db
+from broker.jobs import leases
 from broker.models import AuditEntryRow, Lease, MatchRun
 
 BIN = Path(sys.executable).parent
@@ -274,7 +276,7 @@ def test_one_lease_holder_at_a_time_and_it_passes_on_when_it_expires(app: Any, c
 
 def test_rival_schedulers_run_a_due_match_once(app: Any, clock: Clock, monkeypatch: Any) -> None:
     """Eight schedulers (as in eight workers) tick at the same moment: one runs the jobs."""
-    from broker import scheduler
+    from broker.jobs import scheduler
 
     ran: list[str] = []
     real_tick = scheduler.tick

@@ -16,8 +16,8 @@ from sqlalchemy import text
 
 
 def deadline_of(app: Any, quarter: str) -> dt.datetime:
-    from broker import runtime
-    from broker.services.quarters import deadline_at
+    from broker.app import runtime
+    from broker.matching.quarters import deadline_at
 
     with app.app_context():
         return deadline_at(runtime.get_convenant(CONVENANT).quarterly.dates(quarter))
@@ -30,7 +30,7 @@ def set_hook(runner: Any, party: str, url: str) -> str:
 
 
 def rows(app: Any, sql: str) -> list[Any]:
-    from broker.extensions import db
+    from broker.app.extensions import db
 
     with app.app_context(), db.engine.connect() as conn:
         return list(conn.execute(text(sql)).all())
@@ -103,7 +103,7 @@ def test_webhook_secret_is_stored_wrapped(app: Any, runner: Any) -> None:
 
 def test_backoff_doubles_up_to_a_cap() -> None:
     """The wait after each failed attempt doubles, but never exceeds six hours."""
-    from broker.services.outbox import backoff
+    from broker.parties.outbox import backoff
 
     assert [backoff(n).total_seconds() for n in (1, 2, 3)] == [60, 120, 240]
     assert backoff(30) == dt.timedelta(hours=6)

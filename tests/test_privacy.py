@@ -14,7 +14,7 @@ from fixtures.records import CONVENANT, make_bsn, make_record, to_csv
 from sqlalchemy import inspect, select, text
 from sqlalchemy.engine import make_url
 
-from broker.logging import REDACTED, configure_logging, redact_bsn
+from broker.app.logging import REDACTED, configure_logging, redact_bsn
 
 SUBMIT = f"/api/v1/convenants/{CONVENANT}/submissions"
 DELIVERIES = "/api/v1/deliveries"
@@ -70,7 +70,7 @@ def exchange_run(rbl: Party, liemers: Party, passend_wijs: Party) -> list[str]:
 
 def _dump_database(app: Any) -> list[bytes]:
     """Every value of every column of every table, as bytes."""
-    from broker.extensions import db
+    from broker.app.extensions import db
 
     values: list[bytes] = []
     with app.app_context(), db.engine.connect() as conn:
@@ -90,7 +90,7 @@ def _dump_database(app: Any) -> list[bytes]:
 
 
 def _pseudonyms(app: Any) -> list[str]:
-    from broker.extensions import db
+    from broker.app.extensions import db
     from broker.models import Record
 
     with app.app_context():

@@ -681,7 +681,7 @@ def test_pseudonyms_are_the_same_in_another_process() -> None:
 def _stored_pseudonyms(app: Any) -> list[str]:
     from sqlalchemy import text
 
-    from broker.extensions import db
+    from broker.app.extensions import db
 
     with app.app_context(), db.engine.connect() as conn:
         return [r[0] for r in conn.execute(text("SELECT pseudonym FROM records ORDER BY submission_id, seq"))]
@@ -689,7 +689,7 @@ def _stored_pseudonyms(app: Any) -> list[str]:
 
 def _keyring_pseudonym(app: Any, bsn: str) -> str:
     with app.app_context():
-        from broker import runtime
+        from broker.app import runtime
 
         return runtime.keyring().pseudonymiser(CONVENANT).pseudonymise_bsn(bsn)
 

@@ -15,10 +15,11 @@ from fixtures.parties import Party, refresh_token
 from fixtures.records import CONVENANT, make_bsn, make_record
 from sqlalchemy import func, select, text
 
-from broker import create_app, runtime
-from broker.extensions import db
+from broker import create_app
+from broker.app import runtime
+from broker.app.extensions import db
+from broker.exchange.delivery import open_records
 from broker.models import AuditEntryRow, DataKey, Delivery, KeyMaterial, Record, Submission
-from broker.services.delivery import open_records
 from keys.envelope import DecryptionError, Sealer, unwrap_key
 from schemas.convenant import ConvenantError, parse_convenant
 

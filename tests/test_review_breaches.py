@@ -18,9 +18,9 @@ from fixtures.parties import Party, refresh_token
 from fixtures.records import CONVENANT, make_bsn, make_record
 from sqlalchemy import text
 
-from broker import runtime
-from broker.extensions import db
-from broker.timefmt import AMSTERDAM
+from broker.app import runtime
+from broker.app.extensions import db
+from broker.app.timefmt import AMSTERDAM
 
 RBL, LIEMERS, PASSEND_WIJS = "rbl-midden-gelre", "swv-de-liemers", "swv-passend-wijs"
 RBL_NAME, LIEMERS_NAME = "MGR RBL Midden-Gelre", "Samenwerkingsverband De Liemers"

@@ -12,7 +12,7 @@ from fixtures.app import Clock, initialised_app
 from fixtures.officers import OFFICER_PASSWORD, csrf_from
 from sqlalchemy import select
 
-from broker.extensions import db
+from broker.app.extensions import db
 from broker.models import AuditEntryRow
 
 A, B, FRESH = "198.51.100.1", "198.51.100.2", "203.0.113.9"

@@ -11,7 +11,7 @@ from fixtures.app import Clock
 from fixtures.officers import OFFICER_PASSWORD, csrf_from
 from sqlalchemy import select
 
-from broker.extensions import db
+from broker.app.extensions import db
 from broker.models import AuditEntryRow, ReviewSession
 
 NEW_PASSWORD = "a much longer new passphrase"

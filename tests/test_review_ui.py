@@ -21,8 +21,9 @@ from fixtures.parties import Party
 from fixtures.records import CONVENANT, make_bsn, make_record
 from sqlalchemy import select
 
-from broker import create_app, runtime
-from broker.extensions import db
+from broker import create_app
+from broker.app import runtime
+from broker.app.extensions import db
 from broker.models import AuditEntryRow
 from broker.review import integrity
 
@@ -488,7 +489,7 @@ def test_register_page_lists_every_activity(app: Any, make_officer: Any, officer
     http = officer_client(make_officer("bo"))
     html = http.get("/review/register").get_data(as_text=True)
     with app.app_context():
-        from broker.auditing import register
+        from broker.auditing.step import register
 
         activities = register().activities
     for activity in activities:

@@ -17,8 +17,8 @@ from fixtures.parties import Party
 from fixtures.records import CONVENANT, make_bsn, make_record
 from sqlalchemy import select
 
-from broker import runtime
-from broker.extensions import db
+from broker.app import runtime
+from broker.app.extensions import db
 from broker.models import AuditEntryRow, Delivery, OutboxEntry, Record, SubjectRestriction
 
 RBL, LIEMERS, PASSEND_WIJS = "rbl-midden-gelre", "swv-de-liemers", "swv-passend-wijs"

@@ -9,8 +9,8 @@ import pytest
 from fixtures.officers import OFFICER_PASSWORD
 from sqlalchemy import select
 
-from broker.auditing import broker_activity
-from broker.extensions import db
+from broker.app.extensions import db
+from broker.auditing.step import broker_activity
 from broker.models import AuditEntryRow, Base, User
 from broker.officers import accounts as users
 

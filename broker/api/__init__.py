@@ -4,7 +4,7 @@ from flask import Flask
 
 from broker.api import audit, audit_entries, breaches, cases, convenants, deliveries, quarters, rights, submissions
 from broker.api.record_schemas import document_records
-from broker.extensions import api
+from broker.app.extensions import api
 
 BEARER: dict[str, list[str]] = {"bearerAuth": []}
 

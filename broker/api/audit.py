@@ -10,11 +10,11 @@ from flask_smorest import Blueprint
 from sqlalchemy import select
 
 from audit.checkpoint import open_note
-from broker import auditing
-from broker.api_base import component, content_response, json_response, responses
-from broker.audit_log import consistency_proof, inclusion_proof, latest_checkpoint, log_size
-from broker.errors import BadRequest, NotFound
-from broker.extensions import db
+from broker.app.errors import BadRequest, NotFound
+from broker.app.extensions import db
+from broker.app.problems import component, content_response, json_response, responses
+from broker.auditing import step as auditing
+from broker.auditing.store import consistency_proof, inclusion_proof, latest_checkpoint, log_size
 from broker.models import AuditEntryRow
 
 blp = Blueprint("audit", __name__, url_prefix="/api/v1/audit", description="Tamper-evident audit log")

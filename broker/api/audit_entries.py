@@ -14,13 +14,10 @@ from flask import request
 from flask_smorest import Blueprint
 from sqlalchemy.orm import Session
 
-from broker.api_base import AUDITED_PROBLEMS, BEARER_PROBLEMS, component, json_response, responses
-from broker.auth import current_caller, require_token
-from broker.errors import BadRequest, Unauthorized
-from broker.extensions import db
-from broker.models import RegisterActivity
-from broker.officers.sessions import current_officer, officer_viewer
-from broker.services.audit_entries import (
+from broker.app.errors import BadRequest, Unauthorized
+from broker.app.extensions import db
+from broker.app.problems import AUDITED_PROBLEMS, BEARER_PROBLEMS, component, json_response, responses
+from broker.auditing.entries import (
     EntryFilter,
     Viewer,
     conditions,
@@ -30,6 +27,9 @@ from broker.services.audit_entries import (
     page_of_entries,
     record_review,
 )
+from broker.models import RegisterActivity
+from broker.officers.sessions import current_officer, officer_viewer
+from broker.parties.oauth import current_caller, require_token
 
 blp = Blueprint(
     "audit_entries", __name__, url_prefix="/api/v1/audit", description="Audit entries for privacy officers"

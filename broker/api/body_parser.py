@@ -22,9 +22,9 @@ from flask import Request
 from flask_smorest import Blueprint
 from webargs.flaskparser import FlaskParser
 
-from broker.api_base import json_body, problem_response_name
-from broker.errors import UnsupportedMediaType
-from broker.inputs import BodySchema, EnvelopeSchema, violations
+from broker.app.errors import UnsupportedMediaType
+from broker.app.inputs import BodySchema, EnvelopeSchema, violations
+from broker.app.problems import json_body, problem_response_name
 
 
 def _policy(schema: ma.Schema) -> type[BodySchema]:

@@ -9,10 +9,13 @@ from typing import Any
 
 from flask import request
 
-from broker import runtime
 from broker.api import breach_answers as answers
 from broker.api.body_parser import ApiBlueprint
-from broker.api_base import (
+from broker.app import runtime
+from broker.app.csvio import csv_download
+from broker.app.errors import BadRequest, Forbidden, NotFound
+from broker.app.extensions import db
+from broker.app.problems import (
     AUDITED_PROBLEMS,
     BEARER_PROBLEMS_SUSPENDED_TOO,
     BODY_PROBLEMS,
@@ -21,15 +24,12 @@ from broker.api_base import (
     VERSION,
     problems,
 )
-from broker.auditing import audited_step
-from broker.auth import allow_suspended, current_caller, require_token
+from broker.auditing.step import audited_step
 from broker.breaches import escalation, impact, reporting, steps, views
 from broker.breaches import schemas as inputs
 from broker.breaches import state as breach_state
-from broker.csvio import csv_download
-from broker.errors import BadRequest, Forbidden, NotFound
-from broker.extensions import db
 from broker.models import Breach
+from broker.parties.oauth import allow_suspended, current_caller, require_token
 from schemas.convenant import Convenant
 
 blp = ApiBlueprint("breaches", __name__, url_prefix="/api/v1/breaches", description="The 24-hour breach workflow")

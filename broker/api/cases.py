@@ -6,13 +6,16 @@ from typing import Any
 
 import marshmallow as ma
 
-from broker import idempotency, runtime
 from broker.api.answers import Answer, count, moment, uuid
 from broker.api.body_parser import ApiBlueprint, Body
 from broker.api.field_docs import Passed
 from broker.api.record_schemas import Records
 from broker.api.submissions import IDEMPOTENCY_PARAMETER, SubmissionAcceptedSchema, record_replay
-from broker.api_base import (
+from broker.app import runtime
+from broker.app.errors import BrokerError
+from broker.app.extensions import db
+from broker.app.inputs import EnvelopeSchema
+from broker.app.problems import (
     AUDITED_PROBLEMS,
     BEARER_PROBLEMS,
     BODY_PROBLEMS,
@@ -20,21 +23,20 @@ from broker.api_base import (
     VERSION,
     problems,
 )
-from broker.audit_log import receipt_for
-from broker.auditing import Recorder, audited_step
-from broker.auth import current_caller, require_token
-from broker.errors import BrokerError
-from broker.extensions import db
-from broker.inputs import EnvelopeSchema
-from broker.services import lifecycle
-from broker.services.submission import audit_rejection, member_party
+from broker.auditing.step import Recorder, audited_step
+from broker.auditing.store import receipt_for
+from broker.exchange import idempotency
+from broker.exchange.recording import audit_rejection
+from broker.exchange.submission import member_party
+from broker.parties.oauth import current_caller, require_token
+from broker.rights import corrections, endings
 
 blp = ApiBlueprint("cases", __name__, url_prefix="/api/v1/convenants", description="End cases and correct records")
 
 class EndingSchema(EnvelopeSchema):
     """A request to end a case: the pupil's BSN and an ending reason of the convenant.
 
-    Only its keys are checked here; the BSN and the reason by `lifecycle.end_case` in the audited
+    Only its keys are checked here; the BSN and the reason by `endings.end_case` in the audited
     step (a wrong one is a 422 there, and audited as a refused ending).
     """
 
@@ -95,12 +97,12 @@ def create_ending(request: Body, convenant_id: str) -> tuple[dict[str, Any], int
     keyring = runtime.keyring()
 
     def refused(recorder: Recorder, refusal: BrokerError) -> None:
-        lifecycle.audit_end_rejection(recorder, convenant, refusal)
+        endings.audit_end_rejection(recorder, convenant, refusal)
 
     with audited_step(session, caller.actor, on_refusal=refused) as step:
         member_party(convenant, caller.party_id)
         body = request.load()
-        ended = lifecycle.end_case(
+        ended = endings.end_case(
             session,
             keyring,
             convenant,
@@ -135,7 +137,7 @@ def create_correction(
     session = db.session
 
     def refused(recorder: Recorder, refusal: BrokerError) -> None:
-        audit_rejection(recorder, convenant, lifecycle.CORRECTION, refusal)
+        audit_rejection(recorder, convenant, corrections.CORRECTION, refusal)
 
     with audited_step(session, caller.actor, on_refusal=refused) as step:
         member_party(convenant, caller.party_id)
@@ -144,7 +146,7 @@ def create_correction(
             record_replay(step, convenant, claim)
             return claim.response()
         body = request.load()
-        corrected = lifecycle.correct(
+        corrected = corrections.correct(
             session,
             runtime.keyring(),
             convenant,
@@ -156,7 +158,7 @@ def create_correction(
             today=runtime.today(),
         )
         idempotency.reserve(session, claim, corrected.accepted.submission.id, step.now)
-        summary = lifecycle.audit_correction(step.recorder, convenant, corrected)
+        summary = corrections.audit_correction(step.recorder, convenant, corrected)
     committed = step.committed
     assert committed is not None
     response = corrected.as_dict()

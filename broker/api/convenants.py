@@ -6,9 +6,9 @@ from typing import Any
 
 from flask_smorest import Blueprint
 
-from broker import runtime
-from broker.api_base import BEARER_PROBLEMS, SECURITY, component, json_response, responses
-from broker.auth import require_token
+from broker.app import runtime
+from broker.app.problems import BEARER_PROBLEMS, SECURITY, component, json_response, responses
+from broker.parties.oauth import require_token
 
 blp = Blueprint("convenants", __name__, url_prefix="/api/v1/convenants", description="Convenant definitions")
 

@@ -7,8 +7,11 @@ from typing import Any
 from flask import request
 from flask_smorest import Blueprint
 
-from broker import runtime
-from broker.api_base import (
+from broker.app import runtime
+from broker.app.csvio import csv_response, render_records
+from broker.app.errors import BadRequest
+from broker.app.extensions import db
+from broker.app.problems import (
     AUDITED_PROBLEMS,
     BEARER_PROBLEMS,
     SECURITY,
@@ -17,12 +20,9 @@ from broker.api_base import (
     json_response,
     responses,
 )
-from broker.auditing import audited_step
-from broker.auth import current_caller, require_token
-from broker.csvio import csv_response, render_records
-from broker.errors import BadRequest
-from broker.extensions import db
-from broker.services import delivery as deliveries
+from broker.auditing.step import audited_step
+from broker.exchange import delivery as deliveries
+from broker.parties.oauth import current_caller, require_token
 
 blp = Blueprint("deliveries", __name__, url_prefix="/api/v1/deliveries", description="Fetch and acknowledge deliveries")
 

@@ -1,7 +1,7 @@
 """What the broker's own marshmallow fields look like in /openapi.json.
 
 apispec knows marshmallow's fields; the broker's coded fields (schemas/validation.py and
-broker/inputs.py) validate by themselves, so they say here what they take. A documented
+broker/app/inputs.py) validate by themselves, so they say here what they take. A documented
 rule is never stricter than the field's own check: what a field accepts always fits its
 documentation, so schemathesis' invalid data is refused (tests/test_fuzz.py).
 """
@@ -14,7 +14,7 @@ import marshmallow as ma
 from apispec.ext.marshmallow import MarshmallowPlugin
 from apispec.ext.marshmallow.openapi import OpenAPIConverter
 
-from broker.inputs import Count, Flag, Identifier, Items, Moment
+from broker.app.inputs import Count, Flag, Identifier, Items, Moment
 from schemas.validation import Bsn, Choice, Date, Gemeente, Postcode, Text
 
 

@@ -8,8 +8,11 @@ from flask import request
 from flask_smorest import Blueprint
 from sqlalchemy import func, select
 
-from broker import runtime
-from broker.api_base import (
+from broker.app import runtime
+from broker.app.csvio import csv_response, render_records
+from broker.app.errors import NotFound
+from broker.app.extensions import db
+from broker.app.problems import (
     AUDITED_PROBLEMS,
     BEARER_PROBLEMS,
     SECURITY,
@@ -18,15 +21,12 @@ from broker.api_base import (
     json_response,
     responses,
 )
-from broker.auditing import audited_step
-from broker.auth import current_caller, require_token
-from broker.csvio import csv_response, render_records
-from broker.errors import NotFound
-from broker.extensions import db
+from broker.auditing.step import audited_step
+from broker.exchange import delivery as deliveries
+from broker.exchange.submission import member_party
+from broker.matching.quarters import latest_lists, match_runs, quarter_dates, quarter_status
 from broker.models import Delivery, Record
-from broker.services import delivery as deliveries
-from broker.services.quarters import latest_lists, match_runs, quarter_dates, quarter_status
-from broker.services.submission import member_party
+from broker.parties.oauth import current_caller, require_token
 
 blp = Blueprint(
     "quarters", __name__, url_prefix="/api/v1/convenants", description="Quarterly lists and their match"

@@ -16,7 +16,7 @@ import marshmallow as ma
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 
-from broker.api_base import ref
+from broker.app.problems import ref
 from schemas.convenant import Category, Convenant, FieldSpec
 from schemas.validation import Object, RecordValidator
 

@@ -10,10 +10,12 @@ from typing import Any
 
 import marshmallow as ma
 
-from broker import runtime
 from broker.api.answers import Answer, count, moment, uuid
 from broker.api.body_parser import ApiBlueprint, Body
-from broker.api_base import (
+from broker.app import runtime
+from broker.app.extensions import db
+from broker.app.inputs import BodySchema, Moment, free_text
+from broker.app.problems import (
     AUDITED_PROBLEMS,
     BEARER_PROBLEMS,
     BODY_PROBLEMS,
@@ -21,13 +23,11 @@ from broker.api_base import (
     VERSION,
     problems,
 )
-from broker.auditing import audited_step
-from broker.auth import current_caller, require_token
-from broker.extensions import db
-from broker.inputs import BodySchema, Moment, free_text
+from broker.auditing.step import audited_step
+from broker.exchange.submission import member_party
 from broker.models import SubjectRestriction
-from broker.services import rights
-from broker.services.submission import member_party
+from broker.parties.oauth import current_caller, require_token
+from broker.rights import subjects as rights
 from schemas.convenant import Convenant
 from schemas.validation import Bsn, Choice
 

@@ -7,12 +7,16 @@ from typing import Any
 import marshmallow as ma
 from flask import request
 
-from broker import idempotency, runtime
 from broker.api.answers import Answer, count, moment, uuid
 from broker.api.body_parser import ApiBlueprint, Body
 from broker.api.field_docs import Passed
 from broker.api.record_schemas import Records
-from broker.api_base import (
+from broker.app import runtime
+from broker.app.csvio import parse_records
+from broker.app.errors import BadRequest, BrokerError
+from broker.app.extensions import db
+from broker.app.inputs import EnvelopeSchema
+from broker.app.problems import (
     AUDITED_PROBLEMS,
     BEARER_PROBLEMS,
     BODY_PROBLEMS,
@@ -20,23 +24,13 @@ from broker.api_base import (
     VERSION,
     problems,
 )
-from broker.audit_log import receipt_for
-from broker.auditing import Recorder, Step, audited_step
-from broker.auth import current_caller, require_token
-from broker.csvio import parse_records
-from broker.errors import BadRequest, BrokerError
-from broker.extensions import db
-from broker.inputs import EnvelopeSchema
-from broker.services.matching import run_after_list
-from broker.services.submission import (
-    KINDS,
-    QUARTER,
-    activity_for,
-    audit_acceptance,
-    audit_rejection,
-    member_party,
-    submit,
-)
+from broker.auditing.step import Recorder, Step, audited_step
+from broker.auditing.store import receipt_for
+from broker.exchange import idempotency
+from broker.exchange.recording import activity_for, audit_acceptance, audit_rejection
+from broker.exchange.submission import KINDS, QUARTER, member_party, submit
+from broker.matching.match import run_after_list
+from broker.parties.oauth import current_caller, require_token
 from schemas.convenant import Convenant
 
 blp = ApiBlueprint(
@@ -61,7 +55,7 @@ class SubmissionSchema(EnvelopeSchema):
     records = Records()
 
 
-# A CSV body cannot go through a JSON schema: it is read by broker/csvio.py against the convenant.
+# A CSV body cannot go through a JSON schema: it is read by broker/app/csvio.py against the convenant.
 CSV_BODY = {"content": {"text/csv": {"schema": {"type": "string", "description": "One record a row (csvio)."}}}}
 IDEMPOTENCY_PARAMETER = {
     "name": "Idempotency-Key",

@@ -11,7 +11,7 @@ is `te laat`; it escalates once, to the parties and the privacy officers.
 - `state`: the states, reading a breach and its parties, the derived state as of now;
 - `impact`: the scope of a report and its impact, computed from the audit log;
 - `reporting`: a new breach with its parties and their notices;
-- `notices`: what a notice says, queued by webhook and e-mail (broker/services/outbox.py);
+- `notices`: what a notice says, queued by webhook and e-mail (broker/parties/outbox.py);
 - `escalation`: states moving on, late breaches and missing AP decisions escalated (the scheduler);
 - `steps`: the parties' steps (acknowledge, AP decision, impact correction, close);
 - `containment`: a party suspended while the breach is open;
@@ -20,3 +20,14 @@ is `te laat`; it escalates once, to the parties and the privacy officers.
 Every function that changes something adds audit entries to the recorder of the caller's
 `audited_step`, so a step and its audit entries are stored together or not at all.
 """
+
+from __future__ import annotations
+
+from flask import Flask
+
+
+def init_app(app: Flask) -> None:
+    """Register the `broker breaches` commands."""
+    from broker.breaches.cli import breaches_group
+
+    app.cli.add_command(breaches_group)

@@ -8,10 +8,10 @@ import uuid
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from broker.auditing import Recorder
+from broker.app.errors import Conflict, ValidationFailed
+from broker.auditing.step import Recorder
 from broker.breaches.impact import field_error
 from broker.breaches.state import add_event, breach_activity, party_row, require_open
-from broker.errors import Conflict, ValidationFailed
 from broker.models import Breach, PartySuspension
 from schemas.convenant import Convenant
 

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from broker.auditing import Recorder
+from broker.auditing.step import Recorder
 from broker.breaches.notices import alert_officers, notify, party_name
 from broker.breaches.state import AFFECTED, TE_LAAT, add_event, breach_activity, derive_state, parties_of
 from broker.models import Breach, BreachParty, OutboxEntry

@@ -18,9 +18,9 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from broker.errors import ValidationFailed
+from broker.app.errors import ValidationFailed
+from broker.exchange.delivery import is_uuid
 from broker.models import AuditEntryRow, Delivery, Submission
-from broker.services.delivery import is_uuid
 from schemas.convenant import Convenant
 
 # Audit entries about one pupil that say a party sent or learned data, and who it was.

@@ -11,11 +11,11 @@ from flask import current_app
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from broker.app.timefmt import local_text
 from broker.breaches.state import BROKER_REPORTER, parties_of
 from broker.models import Breach, BreachParty, PartyContact, User
 from broker.officers.accounts import BROKER_OFFICER
-from broker.services import outbox
-from broker.timefmt import local_text
+from broker.parties import outbox
 from schemas.convenant import Convenant
 
 

@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from broker.audit_log import lock_log
-from broker.auditing import Recorder
+from broker.app.errors import Forbidden, ValidationFailed
+from broker.auditing.step import Recorder
+from broker.auditing.store import lock_log
 from broker.breaches.escalation import refresh
 from broker.breaches.impact import Scope, affected_parties, check_scope, compute_impact, field_error
 from broker.breaches.notices import notify
@@ -25,7 +26,6 @@ from broker.breaches.state import (
     new_party,
     rules_of,
 )
-from broker.errors import Forbidden, ValidationFailed
 from broker.models import Breach
 from schemas.convenant import Convenant
 

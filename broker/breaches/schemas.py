@@ -11,8 +11,8 @@ from typing import Any
 
 import marshmallow as ma
 
-from broker.errors import ValidationFailed
-from broker.inputs import BodySchema, Count, Flag, Identifier, Items, Moment, free_text, violations
+from broker.app.errors import ValidationFailed
+from broker.app.inputs import BodySchema, Count, Flag, Identifier, Items, Moment, free_text, violations
 from schemas.validation import Bsn, Coded, Object
 
 LONG_TEXT = 4000

@@ -10,12 +10,12 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from broker import auditing
-from broker.audit_log import lock_log
-from broker.auditing import Recorder
-from broker.errors import Conflict, NotFound
+from broker.app.errors import Conflict, NotFound
+from broker.auditing import step as auditing
+from broker.auditing.step import Recorder
+from broker.auditing.store import lock_log
+from broker.exchange.delivery import is_uuid
 from broker.models import Breach, BreachEvent, BreachParty
-from broker.services.delivery import is_uuid
 from schemas.convenant import BreachRules, Convenant
 
 GEMELD, GENOTIFICEERD, BEVESTIGD, TE_LAAT, GESLOTEN = "gemeld", "genotificeerd", "bevestigd", "te laat", "gesloten"

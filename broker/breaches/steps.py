@@ -8,7 +8,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from broker.auditing import Recorder
+from broker.app.errors import Conflict, Forbidden, ValidationFailed
+from broker.auditing.step import Recorder
 from broker.breaches.containment import active_suspensions, end_suspension
 from broker.breaches.escalation import refresh
 from broker.breaches.impact import category_label, field_error
@@ -24,7 +25,6 @@ from broker.breaches.state import (
     party_row,
     require_open,
 )
-from broker.errors import Conflict, Forbidden, ValidationFailed
 from broker.models import Breach, BreachParty
 from schemas.convenant import Convenant
 

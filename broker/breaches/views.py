@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from broker.app.timefmt import local_text
 from broker.breaches.containment import suspensions_of
 from broker.breaches.impact import Scope
 from broker.breaches.notices import party_name
@@ -25,7 +26,6 @@ from broker.breaches.state import (
     parties_of,
 )
 from broker.models import Breach, BreachEvent, BreachParty, OutboxAttempt, OutboxEntry
-from broker.timefmt import local_text
 from schemas.convenant import Convenant
 
 # -- presentation -----------------------------------------------------------------------------------

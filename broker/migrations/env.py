@@ -2,7 +2,7 @@
 
 from alembic import context
 
-from broker.db import make_engine
+from broker.app.db import make_engine
 from broker.models import Base
 
 config = context.config

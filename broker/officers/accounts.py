@@ -17,10 +17,10 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from broker import runtime
-from broker.auditing import Step, broker_activity
-from broker.mail import check_address
+from broker.app import runtime
+from broker.auditing.step import Step, broker_activity
 from broker.models import ReviewSession, User
+from broker.parties.mail import check_address
 
 PARTY_OFFICER = "privacy-officer"
 BROKER_OFFICER = "broker-officer"

@@ -6,8 +6,8 @@ import click
 from flask.cli import with_appcontext
 from sqlalchemy import select
 
-from broker.auditing import audited_step, broker_activity, cli_actor
-from broker.extensions import db
+from broker.app.extensions import db
+from broker.auditing.step import audited_step, broker_activity, cli_actor
 from broker.models import User
 from broker.officers.accounts import (
     MIN_PASSWORD_LENGTH,

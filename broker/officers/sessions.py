@@ -19,11 +19,12 @@ from flask import current_app, g, session
 from sqlalchemy import delete
 
 from audit.entry import Actor
-from broker import limits, runtime
-from broker.extensions import db
+from broker.app import runtime
+from broker.app.extensions import db
+from broker.auditing.entries import Viewer
 from broker.models import ReviewSession, User
 from broker.officers.accounts import BROKER_OFFICER, ROLES
-from broker.services.audit_entries import Viewer
+from broker.parties import limits
 
 SESSION_TOKEN = "session"
 SESSION_CSRF = "csrf"

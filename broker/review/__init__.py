@@ -5,9 +5,9 @@ from __future__ import annotations
 import structlog
 from flask import Flask
 
-from broker.review.secret import ensure_secret_key, load_secret_key, secret_key_problem
+from broker.app.secret import load_secret_key, secret_key_problem
 
-__all__ = ["ensure_secret_key", "init_app"]
+__all__ = ["init_app"]
 
 
 def init_app(app: Flask) -> None:

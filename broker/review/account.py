@@ -6,9 +6,9 @@ from typing import Any
 
 from flask import flash, g, redirect, render_template, request, url_for
 
-from broker import limits, runtime
-from broker.auditing import audited_step
-from broker.extensions import db
+from broker.app import runtime
+from broker.app.extensions import db
+from broker.auditing.step import audited_step
 from broker.officers.accounts import (
     MIN_PASSWORD_LENGTH,
     UserError,
@@ -17,6 +17,7 @@ from broker.officers.accounts import (
     password_matches,
 )
 from broker.officers.sessions import officer_viewer
+from broker.parties import limits
 from broker.review.auth import login_required
 from broker.review.views import _locked_out_page, bp
 

@@ -7,14 +7,14 @@ from typing import Any
 
 from sqlalchemy import select
 
-from broker import runtime
+from broker.app import runtime
+from broker.app.extensions import db
+from broker.app.timefmt import duration_text, local_short, local_text
 from broker.breaches import state as breach_state
-from broker.extensions import db
 from broker.models import Breach, BreachParty, User
 from broker.officers.accounts import BROKER_OFFICER
 from broker.officers.sessions import current_officer
 from broker.review.forms import party_names
-from broker.timefmt import duration_text, local_short, local_text
 
 SOON = dt.timedelta(hours=6)  # an open breach this close to its deadline gets the amber line
 STATE_LABELS = {

@@ -17,13 +17,13 @@ from typing import Any
 import marshmallow as ma
 from werkzeug.datastructures import MultiDict
 
-from broker import runtime
+from broker.app import runtime
+from broker.app.errors import BrokerError, ValidationFailed
+from broker.app.timefmt import local
 from broker.breaches import impact, reporting, steps
 from broker.breaches import schemas as inputs
-from broker.errors import BrokerError, ValidationFailed
 from broker.models import Breach, User
 from broker.officers.accounts import BROKER_OFFICER
-from broker.timefmt import local
 from schemas.convenant import Convenant
 from schemas.screening import load_default_lexicon
 from schemas.validation import Bsn

@@ -15,13 +15,14 @@ from typing import Any
 
 from flask import flash, redirect, render_template, request, url_for
 
-from broker import runtime
-from broker.auditing import Recorder, audited_step
+from broker.app import runtime
+from broker.app.csvio import csv_download
+from broker.app.errors import BrokerError, Forbidden, NotFound
+from broker.app.extensions import db
+from broker.auditing.entries import record_review
+from broker.auditing.step import Recorder, audited_step
 from broker.breaches import containment, notices, reporting, steps, views
 from broker.breaches import state as breach_state
-from broker.csvio import csv_download
-from broker.errors import BrokerError, Forbidden, NotFound
-from broker.extensions import db
 from broker.models import Breach, BreachEvent, BreachParty, User
 from broker.officers.accounts import BROKER_OFFICER
 from broker.officers.sessions import current_officer, officer_viewer
@@ -30,7 +31,6 @@ from broker.review import breach_forms as forms
 from broker.review.auth import login_required
 from broker.review.forms import party_names
 from broker.review.views import bp
-from broker.services.audit_entries import record_review
 from schemas.convenant import Convenant
 
 Action = Callable[[Recorder, dt.datetime], None]  # one service call, given the recorder and the time

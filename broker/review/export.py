@@ -7,8 +7,8 @@ from collections.abc import Iterator, Sequence
 from sqlalchemy import ColumnElement
 from sqlalchemy.orm import Session
 
-from broker.csvio import csv_text
-from broker.services.audit_entries import entry_line, stream_entries
+from broker.app.csvio import csv_text
+from broker.auditing.entries import entry_line, stream_entries
 
 COLUMNS = (
     "index", "time", "name", "actor", "parties", "convenant", "processing_activity_id",

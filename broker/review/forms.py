@@ -14,9 +14,9 @@ from typing import Any
 
 from stdnum.nl import bsn as stdnum_bsn
 
-from broker import runtime
-from broker.services.audit_entries import EntryFilter
-from broker.timefmt import AMSTERDAM
+from broker.app import runtime
+from broker.app.timefmt import AMSTERDAM
+from broker.auditing.entries import EntryFilter
 
 # The names of the filter parameters in the URL, in the order the form shows them.
 FILTER_ARGS = ("van", "tot", "partij", "convenant", "actie", "trace")

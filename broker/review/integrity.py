@@ -20,9 +20,10 @@ from typing import Any
 from flask import current_app
 from sqlalchemy.orm import Session
 
-from broker import auditing, runtime
-from broker.audit_log import latest_checkpoint, verify_stored_log
-from broker.timefmt import AMSTERDAM
+from broker.app import runtime
+from broker.app.timefmt import AMSTERDAM
+from broker.auditing import step as auditing
+from broker.auditing.store import latest_checkpoint, verify_stored_log
 
 PROBLEM_LABELS = {
     "edited": "entry gewijzigd",

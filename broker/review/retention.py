@@ -6,12 +6,12 @@ from typing import Any
 
 from flask import render_template
 
-from broker import runtime
-from broker.extensions import db
+from broker.app import runtime
+from broker.app.extensions import db
+from broker.app.timefmt import local_short
 from broker.review.auth import login_required
 from broker.review.views import bp
-from broker.services import retention
-from broker.timefmt import local_short
+from broker.rights import retention
 
 
 @bp.get("/bewaartermijnen")

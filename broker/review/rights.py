@@ -16,20 +16,22 @@ import marshmallow as ma
 from flask import Response, flash, redirect, render_template, request, url_for
 from fpdf import FPDF, XPos, YPos
 
-from broker import runtime
-from broker.auditing import audited_step
-from broker.csvio import csv_text
-from broker.errors import Forbidden
-from broker.extensions import db
+from broker.app import runtime
+from broker.app.csvio import csv_text
+from broker.app.errors import Forbidden
+from broker.app.extensions import db
+from broker.app.timefmt import AMSTERDAM
+from broker.auditing.entries import Viewer
+from broker.auditing.step import audited_step
+from broker.exchange import need_to_know
 from broker.models import User
 from broker.officers.sessions import current_officer, officer_viewer
 from broker.review.auth import login_required
 from broker.review.forms import INVALID_BSN, pseudonymise_lookup
 from broker.review.views import PSEUDONYM, bp
-from broker.services import access_report as reports
-from broker.services import access_table, need_to_know, rights
-from broker.services.audit_entries import Viewer
-from broker.timefmt import AMSTERDAM
+from broker.rights import access_report as reports
+from broker.rights import access_table
+from broker.rights import subjects as rights
 from schemas.convenant import Convenant
 from schemas.screening import Lexicon, load_default_lexicon
 from schemas.validation import Text

@@ -22,21 +22,14 @@ from flask import (
 from werkzeug.exceptions import HTTPException
 
 from audit.entry import Actor
-from broker import auditing, limits, runtime
-from broker.auditing import audited_step, broker_activity
-from broker.csvio import csv_response
-from broker.errors import BrokerError, ServiceUnavailable
-from broker.extensions import db
-from broker.models import User
-from broker.officers.accounts import BROKER_OFFICER, authenticate, normalise_username
-from broker.officers.sessions import current_officer, log_in, log_out, officer_viewer
-from broker.review import integrity
-from broker.review.auth import SESSION_SUBJECTS, check_csrf, csrf_token, login_required, safe_next
-from broker.review.export import csv_chunks
-from broker.review.forms import FILTER_ARGS, INVALID_BSN, FilterForm, party_names, pseudonymise_lookup, read_filters
-from broker.review.secret import secret_key_problem
-from broker.services import need_to_know
-from broker.services.audit_entries import (
+from broker.app import runtime
+from broker.app.csvio import csv_response
+from broker.app.errors import BrokerError, ServiceUnavailable
+from broker.app.extensions import db
+from broker.app.secret import secret_key_problem
+from broker.app.timefmt import AMSTERDAM
+from broker.auditing import step as auditing
+from broker.auditing.entries import (
     EntryFilter,
     Viewer,
     action_names,
@@ -47,7 +40,16 @@ from broker.services.audit_entries import (
     page_of_entries,
     record_review,
 )
-from broker.timefmt import AMSTERDAM
+from broker.auditing.step import audited_step, broker_activity
+from broker.exchange import need_to_know
+from broker.models import User
+from broker.officers.accounts import BROKER_OFFICER, authenticate, normalise_username
+from broker.officers.sessions import current_officer, log_in, log_out, officer_viewer
+from broker.parties import limits
+from broker.review import integrity
+from broker.review.auth import SESSION_SUBJECTS, check_csrf, csrf_token, login_required, safe_next
+from broker.review.export import csv_chunks
+from broker.review.forms import FILTER_ARGS, INVALID_BSN, FilterForm, party_names, pseudonymise_lookup, read_filters
 
 bp = Blueprint(
     "review", __name__, url_prefix="/review", template_folder="templates", static_folder="static"

@@ -108,7 +108,7 @@ def _sqlite_guards() -> None:
         )
     # An INSERT must extend the chain: the next index, linked to the last chain hash. REPLACE
     # cannot slip past this either (it would reuse an index), and with recursive_triggers on
-    # (broker.db sets it) its implicit DELETE fires the trigger above.
+    # (broker/app/db.py sets it) its implicit DELETE fires the trigger above.
     op.execute(
         f"""
         CREATE TRIGGER audit_entries_extend_chain BEFORE INSERT ON audit_entries

@@ -1,1 +1,0 @@
-"""What the API and the CLI do, without HTTP: submit, route, deliver."""
