@@ -38,3 +38,8 @@ def uuid(**kwargs: Any) -> ma.fields.String:
 def count(**kwargs: Any) -> ma.fields.Integer:
     """A number of things, 0 or more."""
     return ma.fields.Integer(metadata={"minimum": 0, **kwargs.pop("metadata", {})}, **kwargs)
+
+
+def day(**kwargs: Any) -> ma.fields.String:
+    """A calendar date the broker answers, as ISO 8601 text."""
+    return ma.fields.String(metadata={"format": "date", **kwargs.pop("metadata", {})}, **kwargs)

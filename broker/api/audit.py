@@ -5,14 +5,16 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import marshmallow as ma
 from flask import Response, request
 from flask_smorest import Blueprint
 from sqlalchemy import select
 
 from audit.checkpoint import open_note
+from broker.api.answers import Answer, count, moment
 from broker.app.errors import BadRequest, NotFound
 from broker.app.extensions import db
-from broker.app.problems import component, content_response, json_response, responses
+from broker.app.problems import TEXT_ANSWER, VERSION, problems
 from broker.auditing import step as auditing
 from broker.auditing.store import consistency_proof, inclusion_proof, latest_checkpoint, log_size
 from broker.models import AuditEntryRow
@@ -22,77 +24,56 @@ register_blp = Blueprint("register", __name__, url_prefix="/api/v1/register", de
 
 
 INTEGER = re.compile(r"^-?[0-9]+$")
-HASH = {"type": "string", "pattern": "^[0-9a-f]{64}$"}
-CHECKPOINT = component(
-    "Checkpoint",
-    {
-        "type": "object",
-        "required": ["origin", "tree_size", "root_hash", "note", "signed_at"],
-        "properties": {
-            "origin": {"type": "string"},
-            "tree_size": {"type": "integer", "minimum": 1},
-            "root_hash": HASH,
-            "note": {"type": "string", "description": "The signed note (C2SP tlog-checkpoint)."},
-            "signed_at": {"type": "string", "format": "date-time"},
-        },
-    },
-)
-VERIFIER_KEY = component(
-    "VerifierKey",
-    {
-        "type": "object",
-        "required": ["origin", "verifier_key"],
-        "properties": {"origin": {"type": "string"}, "verifier_key": {"type": "string"}},
-    },
-)
-INCLUSION_PROOF = component(
-    "InclusionProof",
-    {
-        "type": "object",
-        "required": ["index", "tree_size", "leaf_hash", "proof"],
-        "properties": {
-            "index": {"type": "integer", "minimum": 0},
-            "tree_size": {"type": "integer", "minimum": 1},
-            "leaf_hash": HASH,
-            "proof": {"type": "array", "items": HASH},
-        },
-    },
-)
-CONSISTENCY_PROOF = component(
-    "ConsistencyProof",
-    {
-        "type": "object",
-        "required": ["from", "to", "proof"],
-        "properties": {
-            "from": {"type": "integer", "minimum": 1},
-            "to": {"type": "integer", "minimum": 1},
-            "proof": {"type": "array", "items": HASH},
-        },
-    },
-)
-REGISTER = component(
-    "Register",
-    {
-        "type": "object",
-        "required": ["activities"],
-        "properties": {
-            "activities": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "required": ["id", "scope", "activity", "version", "digest"],
-                    "properties": {
-                        "id": {"type": "string", "description": "The activity's URI, as audit entries name it."},
-                        "scope": {"type": "string"},
-                        "activity": {"type": "string"},
-                        "version": {"type": "string"},
-                        "digest": {"type": "string"},
-                    },
-                },
-            }
-        },
-    },
-)
+F = ma.fields
+
+
+def _hash(**kwargs: Any) -> ma.fields.String:
+    """A SHA-256 hash as lowercase hex."""
+    return F.String(metadata={"pattern": "^[0-9a-f]{64}$"}, **kwargs)
+
+
+def _size(**kwargs: Any) -> ma.fields.Integer:
+    """A size of the log's tree (a tree has at least one entry)."""
+    return F.Integer(metadata={"minimum": 1}, **kwargs)
+
+
+class CheckpointSchema(Answer):
+    origin = F.String(required=True)
+    tree_size = _size(required=True)
+    root_hash = _hash(required=True)
+    note = F.String(required=True, metadata={"description": "The signed note (C2SP tlog-checkpoint)."})
+    signed_at = moment(required=True)
+
+
+class VerifierKeySchema(Answer):
+    origin = F.String(required=True)
+    verifier_key = F.String(required=True)
+
+
+class InclusionProofSchema(Answer):
+    index = count(required=True)
+    tree_size = _size(required=True)
+    leaf_hash = _hash(required=True)
+    proof = F.List(_hash(), required=True)
+
+
+class ConsistencyProofSchema(Answer):
+    # `from` is a Python keyword: the key is named apart from the attribute.
+    old_size = _size(required=True, data_key="from", attribute="from")
+    to = _size(required=True)
+    proof = F.List(_hash(), required=True)
+
+
+class ProcessingActivitySchema(Answer):
+    id = F.String(required=True, metadata={"description": "The activity's URI, as audit entries name it."})
+    scope = F.String(required=True)
+    activity = F.String(required=True)
+    version = F.String(required=True)
+    digest = F.String(required=True)
+
+
+class RegisterSchema(Answer):
+    activities = F.List(F.Nested(ProcessingActivitySchema), required=True)
 
 
 def _wants_json() -> bool:
@@ -117,16 +98,9 @@ def _int_arg(name: str, default: int | None = None) -> int:
 
 
 @blp.route("/checkpoint")
-@blp.doc(
-    responses=responses(
-        {
-            200: content_response(
-                {"text/plain": {"type": "string"}, "application/json": CHECKPOINT},
-                "The latest checkpoint; JSON on `Accept: application/json`",
-            )
-        },
-        404,
-    )
+@blp.doc(responses={**problems(404), 200: TEXT_ANSWER})
+@blp.response(
+    200, CheckpointSchema, description="The latest checkpoint; JSON on `Accept: application/json`", headers=VERSION
 )
 def get_checkpoint() -> Any:
     """Return the latest signed checkpoint (C2SP tlog-checkpoint note; JSON on request)."""
@@ -146,15 +120,9 @@ def get_checkpoint() -> Any:
 
 
 @blp.route("/key")
-@blp.doc(
-    responses=responses(
-        {
-            200: content_response(
-                {"text/plain": {"type": "string"}, "application/json": VERIFIER_KEY},
-                "The verifier key; JSON on `Accept: application/json`",
-            )
-        }
-    )
+@blp.doc(responses={200: TEXT_ANSWER})
+@blp.response(
+    200, VerifierKeySchema, description="The verifier key; JSON on `Accept: application/json`", headers=VERSION
 )
 def get_key() -> Any:
     """Return the checkpoint verifier key (C2SP signed-note verifier key; JSON on request)."""
@@ -167,8 +135,9 @@ def get_key() -> Any:
 @blp.route("/entries/<int:index>/proof")
 @blp.doc(
     parameters=[{"name": "tree_size", "in": "query", "schema": {"type": "integer", "minimum": 1}}],
-    responses=responses({200: json_response(INCLUSION_PROOF, "The inclusion proof")}, 400, 404),
+    responses=problems(400, 404),
 )
+@blp.response(200, InclusionProofSchema, description="The inclusion proof", headers=VERSION)
 def get_inclusion_proof(index: int) -> dict[str, Any]:
     """Return the inclusion proof of entry `index` in the tree of the latest (or given) size."""
     session = db.session
@@ -188,8 +157,9 @@ def get_inclusion_proof(index: int) -> dict[str, Any]:
         {"name": "from", "in": "query", "required": True, "schema": {"type": "integer", "minimum": 1}},
         {"name": "to", "in": "query", "required": True, "schema": {"type": "integer", "minimum": 1}},
     ],
-    responses=responses({200: json_response(CONSISTENCY_PROOF, "The consistency proof")}, 400, 404),
+    responses=problems(400, 404),
 )
+@blp.response(200, ConsistencyProofSchema, description="The consistency proof", headers=VERSION)
 def get_consistency_proof() -> dict[str, Any]:
     """Return the consistency proof between two tree sizes (RFC 9162 §2.1.4)."""
     old, new = _int_arg("from"), _int_arg("to")
@@ -202,7 +172,7 @@ def get_consistency_proof() -> dict[str, Any]:
 
 
 @register_blp.route("")
-@register_blp.doc(responses=responses({200: json_response(REGISTER, "The processing activities")}))
+@register_blp.response(200, RegisterSchema, description="The processing activities", headers=VERSION)
 def get_register() -> dict[str, Any]:
     """Return the register of processing activities (AVG art. 30) the audit log refers to."""
     return {"activities": [a.as_dict() for a in auditing.register().activities]}

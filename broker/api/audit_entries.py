@@ -10,13 +10,15 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import marshmallow as ma
 from flask import request
 from flask_smorest import Blueprint
 from sqlalchemy.orm import Session
 
+from broker.api.answers import Answer, count
 from broker.app.errors import BadRequest, Unauthorized
 from broker.app.extensions import db
-from broker.app.problems import AUDITED_PROBLEMS, BEARER_PROBLEMS, component, json_response, responses
+from broker.app.problems import AUDITED_PROBLEMS, BEARER_PROBLEMS, VERSION, problems
 from broker.auditing.entries import (
     EntryFilter,
     Viewer,
@@ -107,28 +109,21 @@ PARAMETERS = [
 ]
 
 
-ENTRY_PAGE = component(
-    "AuditEntryPage",
-    {
-        "type": "object",
-        "required": ["entries", "page", "per_page", "total", "next"],
-        "properties": {
-            "entries": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "description": "The entry as sealed, with its index in the log.",
-                    "required": ["index"],
-                    "properties": {"index": {"type": "integer", "minimum": 0}},
-                },
-            },
-            "page": {"type": "integer", "minimum": 1},
-            "per_page": {"type": "integer", "minimum": 1, "maximum": MAX_PER_PAGE},
-            "total": {"type": "integer", "minimum": 0},
-            "next": {"type": "integer", "nullable": True, "minimum": 2},
-        },
-    },
-)
+class AuditEntrySchema(Answer):
+    """An audit entry as sealed (its keys are the entry's own), with its index in the log."""
+
+    class Meta(Answer.Meta):
+        description = "The entry as sealed, with its index in the log."
+
+    index = count(required=True)
+
+
+class AuditEntryPageSchema(Answer):
+    entries = ma.fields.List(ma.fields.Nested(AuditEntrySchema), required=True)
+    page = ma.fields.Integer(required=True, metadata={"minimum": 1})
+    per_page = ma.fields.Integer(required=True, metadata={"minimum": 1, "maximum": MAX_PER_PAGE})
+    total = count(required=True)
+    next = ma.fields.Integer(required=True, allow_none=True, metadata={"minimum": 2})
 
 
 @blp.route("/entries")
@@ -136,10 +131,9 @@ ENTRY_PAGE = component(
     # A bearer token, or (no security requirement) the session of a privacy officer of the review UI.
     security=[{"bearerAuth": []}, {}],
     parameters=PARAMETERS,
-    responses=responses(
-        {200: json_response(ENTRY_PAGE, "A page of entries, newest first")}, *BEARER_PROBLEMS, *AUDITED_PROBLEMS
-    ),
+    responses=problems(*BEARER_PROBLEMS, *AUDITED_PROBLEMS),
 )
+@blp.response(200, AuditEntryPageSchema, description="A page of entries, newest first", headers=VERSION)
 def list_entries() -> dict[str, Any]:
     """List audit entries by trace, processing activity or data subject, newest first."""
     viewer = _viewer()

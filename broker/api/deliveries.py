@@ -4,22 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
+import marshmallow as ma
 from flask import request
 from flask_smorest import Blueprint
 
+from broker.api.answers import Answer, count, moment, uuid
 from broker.app import runtime
 from broker.app.csvio import csv_response, render_records
 from broker.app.errors import BadRequest
 from broker.app.extensions import db
-from broker.app.problems import (
-    AUDITED_PROBLEMS,
-    BEARER_PROBLEMS,
-    SECURITY,
-    component,
-    content_response,
-    json_response,
-    responses,
-)
+from broker.app.problems import AUDITED_PROBLEMS, BEARER_PROBLEMS, CSV_ANSWER, SECURITY, VERSION, problems
 from broker.auditing.step import audited_step
 from broker.exchange import delivery as deliveries
 from broker.parties.oauth import current_caller, require_token
@@ -27,43 +21,36 @@ from broker.parties.oauth import current_caller, require_token
 blp = Blueprint("deliveries", __name__, url_prefix="/api/v1/deliveries", description="Fetch and acknowledge deliveries")
 
 STATUSES = ("all", "open")
-MOMENT = {"type": "string", "format": "date-time"}
-SUMMARY_PROPERTIES: dict[str, Any] = {
-    "id": {"type": "string", "format": "uuid"},
-    "delivery_id": {"type": "string", "format": "uuid"},
-    "convenant_id": {"type": "string"},
-    "kind": {"type": "string"},
-    "sender": {"type": "string"},
-    "recipient": {"type": "string"},
-    "records": {"type": "integer", "minimum": 0},
-    "created_at": MOMENT,
-    "fetched_at": {**MOMENT, "nullable": True},
-    "acked_at": {**MOMENT, "nullable": True},
-    "summary": {"type": "object", "nullable": True, "description": "What a match delivery is about (counts)."},
-}
-SUMMARY_REQUIRED = list(SUMMARY_PROPERTIES)
-DELIVERY_SUMMARY = component(
-    "DeliverySummary", {"type": "object", "required": SUMMARY_REQUIRED, "properties": SUMMARY_PROPERTIES}
-)
-DELIVERY_LIST = component(
-    "DeliveryList",
-    {
-        "type": "object",
-        "required": ["deliveries"],
-        "properties": {"deliveries": {"type": "array", "items": DELIVERY_SUMMARY}},
-    },
-)
-DELIVERY = component(
-    "Delivery",
-    {
-        "type": "object",
-        "required": SUMMARY_REQUIRED,
-        "properties": {
-            **SUMMARY_PROPERTIES,
-            "records": {"type": "array", "items": {"type": "object"}, "description": "The decrypted records."},
-        },
-    },
-)
+F = ma.fields
+
+
+class _DeliveryFacts(Answer):
+    """What a delivery's summary and the delivery itself both say (`delivery.delivery_summary`)."""
+
+    id = uuid(required=True)
+    delivery_id = uuid(required=True)
+    convenant_id = F.String(required=True)
+    kind = F.String(required=True)
+    sender = F.String(required=True)
+    recipient = F.String(required=True)
+    created_at = moment(required=True)
+    fetched_at = moment(required=True, allow_none=True)
+    acked_at = moment(required=True, allow_none=True)
+    summary = F.Dict(
+        required=True, allow_none=True, metadata={"description": "What a match delivery is about (counts)."}
+    )
+
+
+class DeliverySummarySchema(_DeliveryFacts):
+    records = count(required=True)
+
+
+class DeliveryListSchema(Answer):
+    deliveries = F.List(F.Nested(DeliverySummarySchema), required=True)
+
+
+class DeliverySchema(_DeliveryFacts):
+    records = F.List(F.Dict(), required=True, metadata={"description": "The decrypted records."})
 
 
 @blp.route("")
@@ -73,8 +60,9 @@ DELIVERY = component(
         {"name": "convenant", "in": "query", "schema": {"type": "string"}},
         {"name": "status", "in": "query", "schema": {"type": "string", "enum": list(STATUSES), "default": "all"}},
     ],
-    responses=responses({200: json_response(DELIVERY_LIST, "The deliveries, newest first")}, *BEARER_PROBLEMS),
+    responses=problems(*BEARER_PROBLEMS),
 )
+@blp.response(200, DeliveryListSchema, description="The deliveries, newest first", headers=VERSION)
 @require_token
 def list_deliveries() -> dict[str, Any]:
     """List the deliveries addressed to the caller's party, newest first."""
@@ -99,15 +87,10 @@ def list_deliveries() -> dict[str, Any]:
 @blp.route("/<delivery_id>")
 @blp.doc(
     security=SECURITY,
-    responses=responses(
-        {
-            200: content_response(
-                {"application/json": DELIVERY, "text/csv": {"type": "string"}},
-                "The delivery with its records; as CSV on `Accept: text/csv`",
-            )
-        },
-        *BEARER_PROBLEMS, *AUDITED_PROBLEMS, 404,
-    ),
+    responses={**problems(*BEARER_PROBLEMS, *AUDITED_PROBLEMS, 404), 200: CSV_ANSWER},
+)
+@blp.response(
+    200, DeliverySchema, description="The delivery with its records; as CSV on `Accept: text/csv`", headers=VERSION
 )
 @require_token
 def get_delivery(delivery_id: str) -> Any:
@@ -127,11 +110,9 @@ def get_delivery(delivery_id: str) -> Any:
 @blp.route("/<delivery_id>/ack", methods=["POST"])
 @blp.doc(
     security=SECURITY,
-    responses=responses(
-        {200: json_response(DELIVERY_SUMMARY, "Acknowledged (again: nothing changes)")},
-        *BEARER_PROBLEMS, *AUDITED_PROBLEMS, 404,
-    ),
+    responses=problems(*BEARER_PROBLEMS, *AUDITED_PROBLEMS, 404),
 )
+@blp.response(200, DeliverySummarySchema, description="Acknowledged (again: nothing changes)", headers=VERSION)
 @require_token
 def ack_delivery(delivery_id: str) -> dict[str, Any]:
     """Acknowledge that the caller's party has received a delivery."""

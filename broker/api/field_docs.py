@@ -12,6 +12,7 @@ from typing import Any
 
 import marshmallow as ma
 from apispec.ext.marshmallow import MarshmallowPlugin
+from apispec.ext.marshmallow.common import resolve_schema_instance
 from apispec.ext.marshmallow.openapi import OpenAPIConverter
 
 from broker.app.inputs import Count, Flag, Identifier, Items, Moment
@@ -67,6 +68,14 @@ class BrokerConverter(OpenAPIConverter):
     def init_attribute_functions(self) -> None:
         super().init_attribute_functions()
         self.add_attribute_function(coded_field2properties)
+
+    def schema2jsonschema(self, schema: Any) -> dict[str, Any]:
+        jsonschema: dict[str, Any] = super().schema2jsonschema(schema)
+        # apispec says what a schema does with other keys only when it has no Meta.description;
+        # an answer keeps them (broker/api/answers.py), described or not.
+        if resolve_schema_instance(schema).unknown == ma.INCLUDE:
+            jsonschema.setdefault("additionalProperties", True)
+        return jsonschema
 
     def fields2jsonschema(self, fields: Any, *, partial: Any = None) -> dict[str, Any]:
         jsonschema: dict[str, Any] = super().fields2jsonschema(fields, partial=partial)

@@ -4,23 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
+import marshmallow as ma
 from flask import request
 from flask_smorest import Blueprint
 from sqlalchemy import func, select
 
+from broker.api.answers import Answer, count, day, moment, uuid
 from broker.app import runtime
 from broker.app.csvio import csv_response, render_records
 from broker.app.errors import NotFound
 from broker.app.extensions import db
-from broker.app.problems import (
-    AUDITED_PROBLEMS,
-    BEARER_PROBLEMS,
-    SECURITY,
-    component,
-    content_response,
-    json_response,
-    responses,
-)
+from broker.app.problems import AUDITED_PROBLEMS, BEARER_PROBLEMS, CSV_ANSWER, SECURITY, VERSION, problems
 from broker.auditing.step import audited_step
 from broker.exchange import delivery as deliveries
 from broker.exchange.submission import member_party
@@ -40,116 +34,93 @@ QUARTER_PARAMETER = {
     "schema": {"type": "string", "pattern": "^[0-9]{4}-Q[1-4]$"},
     "description": "A quarter of the convenant's calendar, e.g. 2026-Q4.",
 }
-DATE = {"type": "string", "format": "date"}
-MOMENT = {"type": "string", "format": "date-time"}
-PARTIES = {"type": "array", "items": {"type": "string"}}
-SUPERSEDES = {"type": "string", "nullable": True, "description": "The id of the run this one replaces."}
-QUARTER_STATUS = component(
-    "QuarterStatus",
-    {
-        "type": "object",
-        "required": ["convenant_id", "quarter", "peildatum", "deadline", "deadline_at", "required", "missing",
-                     "lists", "runs"],
-        "properties": {
-            "convenant_id": {"type": "string"},
-            "quarter": {"type": "string"},
-            "peildatum": DATE,
-            "deadline": DATE,
-            "deadline_at": MOMENT,
-            "required": PARTIES,
-            "missing": PARTIES,
-            "lists": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "required": ["party", "version", "submission_id", "received_at"],
-                    "properties": {
-                        "party": {"type": "string"},
-                        "version": {"type": "integer", "minimum": 1},
-                        "submission_id": {"type": "string", "format": "uuid"},
-                        "received_at": MOMENT,
-                    },
-                },
-            },
-            "runs": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "required": ["version", "supersedes", "trigger", "ran_at", "missing"],
-                    "properties": {
-                        "version": {"type": "integer", "minimum": 1},
-                        "supersedes": SUPERSEDES,
-                        "trigger": {"type": "string"},
-                        "ran_at": MOMENT,
-                        "missing": PARTIES,
-                    },
-                },
-            },
-        },
-    },
-)
-MATCH_VIEW = component(
-    "MatchView",
-    {
-        "type": "object",
-        "required": ["convenant_id", "quarter", "version", "supersedes", "ran_at", "trigger", "missing", "views"],
-        "properties": {
-            "convenant_id": {"type": "string"},
-            "quarter": {"type": "string"},
-            "version": {"type": "integer", "minimum": 1},
-            "supersedes": SUPERSEDES,
-            "ran_at": MOMENT,
-            "trigger": {"type": "string"},
-            "missing": PARTIES,
-            "views": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "required": ["delivery_id", "records"],
-                    "properties": {
-                        "delivery_id": {"type": "string", "format": "uuid"},
-                        "records": {"type": "array", "items": {"type": "object"}},
-                    },
-                },
-            },
-        },
-    },
-)
-QUARTER_COUNTS = component(
-    "QuarterCounts",
-    {
-        "type": "object",
-        "required": ["convenant_id", "quarter", "peildatum", "party", "list_version", "total", "counts"],
-        "properties": {
-            "convenant_id": {"type": "string"},
-            "quarter": {"type": "string"},
-            "peildatum": DATE,
-            "party": {"type": "string"},
-            "list_version": {"type": "integer", "nullable": True},
-            "total": {"type": "integer", "minimum": 0},
-            "counts": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "required": ["category", "gemeente", "count"],
-                    "properties": {
-                        "category": {"type": "string"},
-                        "gemeente": {"type": "string"},
-                        "count": {"type": "integer", "minimum": 1},
-                    },
-                },
-            },
-        },
-    },
-)
+F = ma.fields
+
+
+def _parties(**kwargs: Any) -> ma.fields.List:
+    """Ids of parties of the convenant."""
+    return F.List(F.String(), **kwargs)
+
+
+def _version(**kwargs: Any) -> ma.fields.Integer:
+    """The version of a quarterly list or of a match run, 1 for the first."""
+    return F.Integer(metadata={"minimum": 1}, **kwargs)
+
+
+def _supersedes() -> ma.fields.String:
+    return F.String(required=True, allow_none=True, metadata={"description": "The id of the run this one replaces."})
+
+
+class QuarterListSchema(Answer):
+    """A version of a party's quarterly list."""
+
+    party = F.String(required=True)
+    version = _version(required=True)
+    submission_id = uuid(required=True)
+    received_at = moment(required=True)
+
+
+class MatchRunSchema(Answer):
+    version = _version(required=True)
+    supersedes = _supersedes()
+    trigger = F.String(required=True)
+    ran_at = moment(required=True)
+    missing = _parties(required=True)
+
+
+class QuarterStatusSchema(Answer):
+    convenant_id = F.String(required=True)
+    quarter = F.String(required=True)
+    peildatum = day(required=True)
+    deadline = day(required=True)
+    deadline_at = moment(required=True)
+    required = _parties(required=True)
+    missing = _parties(required=True)
+    lists = F.List(F.Nested(QuarterListSchema), required=True)
+    runs = F.List(F.Nested(MatchRunSchema), required=True)
+
+
+class MatchDeliverySchema(Answer):
+    """The caller's delivery of a match: what it is about (counts) and the records."""
+
+    delivery_id = uuid(required=True)
+    records = F.List(F.Dict(), required=True)
+
+
+class MatchViewSchema(Answer):
+    convenant_id = F.String(required=True)
+    quarter = F.String(required=True)
+    version = _version(required=True)
+    supersedes = _supersedes()
+    ran_at = moment(required=True)
+    trigger = F.String(required=True)
+    missing = _parties(required=True)
+    views = F.List(F.Nested(MatchDeliverySchema), required=True)
+
+
+class QuarterCountSchema(Answer):
+    category = F.String(required=True)
+    gemeente = F.String(required=True)
+    count = F.Integer(required=True, metadata={"minimum": 1})
+
+
+class QuarterCountsSchema(Answer):
+    convenant_id = F.String(required=True)
+    quarter = F.String(required=True)
+    peildatum = day(required=True)
+    party = F.String(required=True)
+    list_version = F.Integer(required=True, allow_none=True)
+    total = count(required=True)
+    counts = F.List(F.Nested(QuarterCountSchema), required=True)
 
 
 @blp.route("/<convenant_id>/quarters/<quarter>")
 @blp.doc(
     security=SECURITY,
     parameters=[QUARTER_PARAMETER],
-    responses=responses({200: json_response(QUARTER_STATUS, "The quarter's status")}, *BEARER_PROBLEMS, 404),
+    responses=problems(*BEARER_PROBLEMS, 404),
 )
+@blp.response(200, QuarterStatusSchema, description="The quarter's status", headers=VERSION)
 @require_token
 def get_quarter(convenant_id: str, quarter: str) -> dict[str, Any]:
     """Return a quarter's status: deadline, who sent which list versions, who is missing, the runs."""
@@ -162,15 +133,13 @@ def get_quarter(convenant_id: str, quarter: str) -> dict[str, Any]:
 @blp.doc(
     security=SECURITY,
     parameters=[QUARTER_PARAMETER],
-    responses=responses(
-        {
-            200: content_response(
-                {"application/json": MATCH_VIEW, "text/csv": {"type": "string"}},
-                "The caller's view of the latest match; its records as CSV on `Accept: text/csv`",
-            )
-        },
-        *BEARER_PROBLEMS, *AUDITED_PROBLEMS, 404,
-    ),
+    responses={**problems(*BEARER_PROBLEMS, *AUDITED_PROBLEMS, 404), 200: CSV_ANSWER},
+)
+@blp.response(
+    200,
+    MatchViewSchema,
+    description="The caller's view of the latest match; its records as CSV on `Accept: text/csv`",
+    headers=VERSION,
 )
 @require_token
 def get_match(convenant_id: str, quarter: str) -> Any:
@@ -218,10 +187,9 @@ def get_match(convenant_id: str, quarter: str) -> Any:
 @blp.doc(
     security=SECURITY,
     parameters=[QUARTER_PARAMETER],
-    responses=responses(
-        {200: json_response(QUARTER_COUNTS, "Counts of the caller's latest list")}, *BEARER_PROBLEMS, 404
-    ),
+    responses=problems(*BEARER_PROBLEMS, 404),
 )
+@blp.response(200, QuarterCountsSchema, description="Counts of the caller's latest list", headers=VERSION)
 @require_token
 def get_counts(convenant_id: str, quarter: str) -> dict[str, Any]:
     """Count the caller's own latest list per category and gemeente (counts only, for the Inspectie)."""

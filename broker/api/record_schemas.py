@@ -16,7 +16,6 @@ import marshmallow as ma
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 
-from broker.app.problems import ref
 from schemas.convenant import Category, Convenant, FieldSpec
 from schemas.validation import Object, RecordValidator
 
@@ -34,6 +33,11 @@ class Records(ma.fields.List):
 
     def deserialize(self, value: Any, attr: str | None = None, data: Any = None, **kwargs: Any) -> Any:
         return value
+
+
+def ref(name: str) -> dict[str, str]:
+    """A reference to the component schema `name`."""
+    return {"$ref": f"#/components/schemas/{name}"}
 
 
 def component_name(convenant: Convenant, category: Category) -> str:

@@ -1,21 +1,22 @@
 """flask-smorest's Api with problem+json errors and an API-Version header on every response.
 
-The OpenAPI document says exactly what a caller gets back. Every operation documents, through
-`responses(...)`, its success responses with their body schemas and the problem+json answers it can
-give; each of those is a reference to one shared response component per status code (Problem404
-and so on, with the `Problem` schema and the API-Version header). There is no catch-all `default`
-response: a status code an operation does not list is a bug in the operation or in its
-documentation, and the schemathesis run in tests/test_fuzz.py finds both.
+The OpenAPI document says exactly what a caller gets back. Every operation documents its success
+responses with `@blp.response` (a marshmallow schema that also dumps the body, broker/api/answers.py)
+and, through `problems(...)`, the problem+json answers it can give; each of those is a reference to
+one shared response component per status code (Problem404 and so on, with the `Problem` schema and
+the API-Version header). There is no catch-all `default` response: a status code an operation does
+not list is a bug in the operation or in its documentation, and the schemathesis run in
+tests/test_fuzz.py finds both.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
 
+import marshmallow as ma
 from flask import Flask, Response, current_app, jsonify, request
 from flask_smorest import Api
 from werkzeug.exceptions import HTTPException
@@ -38,69 +39,63 @@ BODY_PROBLEMS = (413, 415)
 AUDITED_PROBLEMS = (503,)
 
 
-def ref(name: str) -> dict[str, str]:
-    """A reference to the component schema `name`."""
-    return {"$ref": f"#/components/schemas/{name}"}
+class ProblemErrorSchema(ma.Schema):
+    """One broken rule of a problem document (documentation: `problem_response` writes it)."""
+
+    class Meta:
+        description = "One broken rule. Never repeats a BSN."
+        unknown = ma.INCLUDE
+
+    record = ma.fields.Integer(
+        required=True, allow_none=True, metadata={"description": "Index of the record (0-based), if any."}
+    )
+    field = ma.fields.String(
+        required=True, allow_none=True, metadata={"description": "The field, dotted for nested fields."}
+    )
+    code = ma.fields.String(required=True, metadata={"description": "The rule, e.g. `required`, `invalid_bsn`."})
+    message = ma.fields.String(required=True, metadata={"description": "The rule in Dutch, for people."})
+    line = ma.fields.Integer(metadata={"description": "The CSV line the record starts on (CSV only)."})
 
 
-PROBLEM_ERROR_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "description": "One broken rule. Never repeats a BSN.",
-    "required": ["record", "field", "code", "message"],
-    "properties": {
-        "record": {"type": "integer", "nullable": True, "description": "Index of the record (0-based), if any."},
-        "field": {"type": "string", "nullable": True, "description": "The field, dotted for nested fields."},
-        "code": {"type": "string", "description": "The rule, e.g. `required`, `invalid_bsn`."},
-        "message": {"type": "string", "description": "The rule in Dutch, for people."},
-        "line": {"type": "integer", "description": "The CSV line the record starts on (CSV only)."},
-    },
-}
-PROBLEM_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "description": "An RFC 9457 problem document.",
-    "required": ["type", "title", "status", "detail"],
-    "properties": {
-        "type": {"type": "string", "description": "A URI reference naming the problem, e.g. `/problems/not-found`."},
-        "title": {"type": "string"},
-        "status": {"type": "integer", "minimum": 400, "maximum": 599},
-        "detail": {"type": "string"},
-        "errors": {"type": "array", "items": ref("ProblemError")},
-    },
-    # Some problems add members (the token endpoint's RFC 6749 `error` and `error_description`).
-    "additionalProperties": True,
-}
-# The token endpoint's problems carry the RFC 6749 error besides (not when werkzeug refused the request).
-OAUTH_PROBLEM_SCHEMA: dict[str, Any] = {
-    "allOf": [
-        ref("Problem"),
-        {
-            "type": "object",
-            "properties": {
-                "error": {"type": "string", "description": "The RFC 6749 error code, e.g. `invalid_client`."},
-                "error_description": {"type": "string"},
-            },
-        },
-    ]
-}
+class ProblemSchema(ma.Schema):
+    """An RFC 9457 problem document, as `BrokerError.to_problem` builds it."""
+
+    class Meta:
+        description = "An RFC 9457 problem document."
+        # Some problems add members (the token endpoint's RFC 6749 `error` and `error_description`).
+        unknown = ma.INCLUDE
+
+    type = ma.fields.String(
+        required=True, metadata={"description": "A URI reference naming the problem, e.g. `/problems/not-found`."}
+    )
+    title = ma.fields.String(required=True)
+    status = ma.fields.Integer(required=True, metadata={"minimum": 400, "maximum": 599})
+    detail = ma.fields.String(required=True)
+    errors = ma.fields.List(ma.fields.Nested(ProblemErrorSchema))
+
+
+class OAuthProblemSchema(ProblemSchema):
+    """The token endpoint's problems: the RFC 6749 error besides (not when werkzeug refused the request)."""
+
+    class Meta(ProblemSchema.Meta):
+        description = "An RFC 9457 problem document with the RFC 6749 error of the token endpoint."
+
+    error = ma.fields.String(metadata={"description": "The RFC 6749 error code, e.g. `invalid_client`."})
+    error_description = ma.fields.String()
+
+
 API_VERSION_HEADER: dict[str, Any] = {
     "description": "The version of the API that answered.",
     "required": True,
     "schema": {"type": "string"},
 }
 
-# Component schemas the API modules declare at import (see `component`); registered with every spec.
-_COMPONENTS: dict[str, dict[str, Any]] = {
-    "Problem": PROBLEM_SCHEMA,
-    "ProblemError": PROBLEM_ERROR_SCHEMA,
-    "OAuthProblem": OAUTH_PROBLEM_SCHEMA,
+# The problem schemas, registered with every spec under these names (auth.py's responses name them).
+_PROBLEM_SCHEMAS: dict[str, type[ma.Schema]] = {
+    "ProblemError": ProblemErrorSchema,
+    "Problem": ProblemSchema,
+    "OAuthProblem": OAuthProblemSchema,
 }
-
-
-def component(name: str, schema: dict[str, Any]) -> dict[str, str]:
-    """Declare the component schema `name` and return a reference to it."""
-    if _COMPONENTS.setdefault(name, schema) != schema:
-        raise ValueError(f"component schema {name!r} is declared twice, differently")
-    return ref(name)
 
 
 def problem_response_name(status: int) -> str:
@@ -108,38 +103,12 @@ def problem_response_name(status: int) -> str:
     return f"Problem{HTTPStatus(status).value}"
 
 
-def json_response(
-    schema: dict[str, Any], description: str, headers: Mapping[str, dict[str, Any]] | None = None
-) -> dict[str, Any]:
-    """A success response with a JSON body (and, besides API-Version, `headers`)."""
-    return {
-        "description": description,
-        "headers": {"API-Version": "ApiVersion", **(headers or {})},
-        "content": {"application/json": {"schema": schema}},
-    }
-
-
-def content_response(content: Mapping[str, dict[str, Any]], description: str) -> dict[str, Any]:
-    """A success response in one of several media types (`Accept` chooses): {media type: schema}."""
-    return {
-        "description": description,
-        "headers": {"API-Version": "ApiVersion"},
-        "content": {media_type: {"schema": schema} for media_type, schema in content.items()},
-    }
-
-
-def responses(success: Mapping[int, dict[str, Any]], *problems: int) -> dict[str, Any]:
-    """The `responses` of an operation: its success responses, and a problem+json response per status."""
-    documented: dict[str, Any] = {str(status): response for status, response in success.items()}
-    for status in sorted(set(problems)):
-        documented[str(status)] = problem_response_name(status)
-    return documented
-
-
 # The headers of every success response (`@blp.response(..., headers=VERSION)`).
 VERSION: dict[str, Any] = {"API-Version": "ApiVersion"}
 # The other media type of an answer `Accept: text/csv` asks for (broker/app/csvio.py writes it).
 CSV_ANSWER: dict[str, Any] = {"content": {"text/csv": {"schema": {"type": "string"}}}}
+# The other media type of an audit answer a C2SP client reads as text (`Accept` chooses JSON).
+TEXT_ANSWER: dict[str, Any] = {"content": {"text/plain": {"schema": {"type": "string"}}}}
 
 
 def problems(*statuses: int) -> dict[int, Any]:
@@ -202,7 +171,7 @@ def problem_response(error: BrokerError) -> Response:
 class ProblemApi(Api):
     """An Api whose every error, ours or werkzeug's, is an RFC 9457 problem document."""
 
-    # No catch-all `default` response: each operation lists what it answers (see `responses`).
+    # No catch-all `default` response: each operation lists what it answers (see `problems`).
     DEFAULT_ERROR_RESPONSE_NAME = None
 
     def _init_spec(self, *, marshmallow_plugin: Any = None, **kwargs: Any) -> None:
@@ -219,8 +188,8 @@ class ProblemApi(Api):
     def _register_responses(self) -> None:
         """Register the shared components: the problem schemas, the API-Version header, and one
         problem+json response per error status (lazily: only those an operation names appear)."""
-        for name, schema in _COMPONENTS.items():
-            self.spec.components.schema(name, schema)
+        for name, schema in _PROBLEM_SCHEMAS.items():
+            self.spec.components.schema(name, schema=schema)
         self.spec.components.header("ApiVersion", API_VERSION_HEADER)
         for status in HTTPStatus:
             if status < 400:
@@ -228,10 +197,10 @@ class ProblemApi(Api):
             response = {
                 "description": status.phrase,
                 "headers": {"API-Version": "ApiVersion"},
-                "content": {PROBLEM_JSON: {"schema": ref("Problem")}},
+                "content": {PROBLEM_JSON: {"schema": ProblemSchema}},
             }
             self.spec.components.response(problem_response_name(status), response, lazy=True)
-            oauth = {**response, "content": {PROBLEM_JSON: {"schema": ref("OAuthProblem")}}}
+            oauth = {**response, "content": {PROBLEM_JSON: {"schema": OAuthProblemSchema}}}
             self.spec.components.response(f"OAuthProblem{status.value}", oauth, lazy=True)
 
     def handle_http_exception(self, error: HTTPException) -> Response:  # type: ignore[override]
