@@ -326,7 +326,7 @@ def main() -> None:
             "TESTING": True,
             "DATABASE_URL": url,
             "MASTER_KEY": base64.b64encode(os.urandom(32)).decode(),
-            "LOG_LEVEL": "WARNING",
+            "LOG_LEVEL": "WARNING", "PUBLIC_URL": "http://localhost",
             "LOG_FILE": str(Path(tmpdir) / "broker.log"),
             "KEY_VAULT_DIR": str(Path(tmpdir) / "vault"),
         })

@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from conftest import GEMEENTE_POSTCODE, make_record  # noqa: E402
+from fixtures.records import GEMEENTE_POSTCODE, make_record  # noqa: E402
 from ingest import fresh_database, measure_api  # noqa: E402
 from sqlalchemy import select  # noqa: E402
 
@@ -54,7 +54,7 @@ def main() -> None:
         after = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)
         app = create_app({
             "TESTING": True, "DATABASE_URL": url, "MASTER_KEY": base64.b64encode(os.urandom(32)).decode(),
-            "KEY_VAULT_DIR": str(tmp / "vault"), "LOG_LEVEL": "WARNING",
+            "KEY_VAULT_DIR": str(tmp / "vault"), "LOG_LEVEL": "WARNING", "PUBLIC_URL": "http://localhost",
         })
         with app.app_context():
             convenant = runtime.get_convenant(CONVENANT)

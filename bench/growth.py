@@ -89,7 +89,8 @@ def make_app(url: str, tmp: Path) -> Any:
     vault = tmp / f"vault-{uuid.uuid4().hex[:8]}"
     app = create_app({
         "TESTING": True, "DATABASE_URL": url, "MASTER_KEY": base64.b64encode(os.urandom(32)).decode(),
-        "LOG_LEVEL": "WARNING", "LOG_FILE": str(tmp / "broker.log"), "KEY_VAULT_DIR": str(vault),
+        "LOG_LEVEL": "WARNING", "PUBLIC_URL": "http://localhost", "LOG_FILE": str(tmp / "broker.log"),
+        "KEY_VAULT_DIR": str(vault),
     })
     result = app.test_cli_runner().invoke(args=["init"])
     assert result.exit_code == 0, result.output

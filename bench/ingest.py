@@ -22,7 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from conftest import GEMEENTE_POSTCODE, make_bsn, make_record  # noqa: E402
+from fixtures.records import GEMEENTE_POSTCODE, make_bsn, make_record  # noqa: E402
 from joserfc import jwt  # noqa: E402
 from joserfc.jwk import ECKey  # noqa: E402
 from sqlalchemy import insert  # noqa: E402
@@ -57,7 +57,7 @@ def measure_api(
         "DATABASE_URL": url,
         "MASTER_KEY": base64.b64encode(os.urandom(32)).decode(),
         "KEY_VAULT_DIR": str(tmp / "vault"),
-        "LOG_LEVEL": "WARNING",
+        "LOG_LEVEL": "WARNING", "PUBLIC_URL": "http://localhost",
         **(config or {}),
     })
     upgrade(url)

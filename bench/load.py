@@ -44,7 +44,8 @@ from pathlib import Path
 
 sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parents[1] / "tests")]
 
-from conftest import ASSERTION_TYPE, GEMEENTE_POSTCODE, make_record  # noqa: E402
+from fixtures.parties import ASSERTION_TYPE  # noqa: E402
+from fixtures.records import GEMEENTE_POSTCODE, make_record  # noqa: E402
 from joserfc import jwt  # noqa: E402
 from joserfc.jwk import ECKey  # noqa: E402
 

@@ -72,7 +72,8 @@ def store_list(party: str, pseudonyms: list[str], gemeenten: tuple[str, ...], cl
 def run(n: int, url: str) -> None:
     app = create_app({
         "TESTING": True, "DATABASE_URL": url, "MASTER_KEY": base64.b64encode(os.urandom(32)).decode(),
-        "LOG_LEVEL": "WARNING", "KEY_VAULT_DIR": tempfile.mkdtemp(prefix="bench-vault-"),
+        "LOG_LEVEL": "WARNING", "PUBLIC_URL": "http://localhost",
+        "KEY_VAULT_DIR": tempfile.mkdtemp(prefix="bench-vault-"),
     })
     upgrade(url)
     with app.app_context():

@@ -48,7 +48,9 @@ def main() -> None:
         master = base64.b64encode(os.urandom(32)).decode()
         config = {"MASTER_KEY": master, "KEY_VAULT_DIR": str(tmp / "vault")}
         ingest = measure_api(build_records(n), url, tmp, config=config)
-        app = create_app({"TESTING": True, "DATABASE_URL": url, "LOG_LEVEL": "WARNING", **config})
+        app = create_app(
+            {"TESTING": True, "DATABASE_URL": url, "LOG_LEVEL": "WARNING", "PUBLIC_URL": "http://localhost", **config}
+        )
         with app.app_context():
             session = db.session
             submission_id = session.scalars(select(Submission.id)).one()
