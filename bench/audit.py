@@ -49,7 +49,8 @@ from audit.merkle import MerkleTree, compute_root  # noqa: E402
 from audit.proof import verify_consistency, verify_inclusion  # noqa: E402
 from audit.verify import verify_log  # noqa: E402
 from bench.common import scratch_database  # noqa: E402
-from broker import create_app, runtime  # noqa: E402
+from broker import create_app  # noqa: E402
+from broker.app import runtime  # noqa: E402
 from broker.app.extensions import db  # noqa: E402
 from broker.auditing.step import Recorder, activity, checkpoint_signer  # noqa: E402
 from broker.auditing.store import (  # noqa: E402

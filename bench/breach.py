@@ -30,7 +30,8 @@ from fixtures.records import GEMEENTE_POSTCODE, make_record  # noqa: E402
 from ingest import fresh_database, measure_api  # noqa: E402
 from sqlalchemy import select  # noqa: E402
 
-from broker import create_app, runtime  # noqa: E402
+from broker import create_app  # noqa: E402
+from broker.app import runtime  # noqa: E402
 from broker.app.extensions import db  # noqa: E402
 from broker.breaches.impact import IMPACT_ENTRIES, Scope, compute_impact  # noqa: E402
 from broker.models import AuditEntryRow  # noqa: E402

@@ -47,7 +47,8 @@ from bench.audit import fill, measure_verify  # noqa: E402
 from bench.common import backend, exit_on_sigterm, scratch_database  # noqa: E402
 from bench.ingest import build_records, measure_api, measure_floor  # noqa: E402
 from bench.match import store_list  # noqa: E402
-from broker import create_app, runtime  # noqa: E402
+from broker import create_app  # noqa: E402
+from broker.app import runtime  # noqa: E402
 from broker.app.extensions import db  # noqa: E402
 from broker.matching.match import compare, load_side, pairs, run_if_due  # noqa: E402
 from broker.matching.quarters import record_list, required_parties  # noqa: E402

@@ -22,7 +22,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from broker import create_app, runtime  # noqa: E402
+from broker import create_app  # noqa: E402
+from broker.app import runtime  # noqa: E402
 from broker.app.extensions import db  # noqa: E402
 from broker.app.migrate import upgrade  # noqa: E402
 from broker.matching.match import compare, load_side, pairs  # noqa: E402

@@ -28,7 +28,8 @@ from ingest import build_records, fresh_database, measure_api  # noqa: E402
 from sqlalchemy import select  # noqa: E402
 
 from audit.entry import Actor  # noqa: E402
-from broker import create_app, runtime  # noqa: E402
+from broker import create_app  # noqa: E402
+from broker.app import runtime  # noqa: E402
 from broker.app.extensions import db  # noqa: E402
 from broker.auditing.step import audited_step  # noqa: E402
 from broker.models import Record, Submission  # noqa: E402
