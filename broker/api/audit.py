@@ -11,7 +11,7 @@ from flask_smorest import Blueprint
 from sqlalchemy import select
 
 from audit.checkpoint import open_note
-from broker.api.answers import Answer, count, moment
+from broker.app.answers import Answer, count, moment
 from broker.app.errors import BadRequest, NotFound
 from broker.app.extensions import db
 from broker.app.problems import TEXT_ANSWER, VERSION, problems

@@ -15,7 +15,7 @@ from flask import request
 from flask_smorest import Blueprint
 from sqlalchemy.orm import Session
 
-from broker.api.answers import Answer, count
+from broker.app.answers import Answer, count
 from broker.app.errors import BadRequest, Unauthorized
 from broker.app.extensions import db
 from broker.app.problems import AUDITED_PROBLEMS, BEARER_PROBLEMS, VERSION, problems

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import marshmallow as ma
 
-from broker.api.answers import Answer, moment, uuid
+from broker.app.answers import Answer, moment, uuid
 from broker.breaches import state as breach_state
 
 F = ma.fields

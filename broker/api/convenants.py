@@ -7,8 +7,8 @@ from typing import Any
 import marshmallow as ma
 from flask_smorest import Blueprint
 
-from broker.api.answers import Answer
 from broker.app import runtime
+from broker.app.answers import Answer
 from broker.app.problems import BEARER_PROBLEMS, SECURITY, VERSION, problems
 from broker.parties.oauth import require_token
 

@@ -8,8 +8,8 @@ import marshmallow as ma
 from flask import request
 from flask_smorest import Blueprint
 
-from broker.api.answers import Answer, count, moment, uuid
 from broker.app import runtime
+from broker.app.answers import Answer, count, moment, uuid
 from broker.app.csvio import csv_response, render_records
 from broker.app.errors import BadRequest
 from broker.app.extensions import db

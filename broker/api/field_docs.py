@@ -72,7 +72,7 @@ class BrokerConverter(OpenAPIConverter):
     def schema2jsonschema(self, schema: Any) -> dict[str, Any]:
         jsonschema: dict[str, Any] = super().schema2jsonschema(schema)
         # apispec says what a schema does with other keys only when it has no Meta.description;
-        # an answer keeps them (broker/api/answers.py), described or not.
+        # an answer keeps them (broker/app/answers.py), described or not.
         if resolve_schema_instance(schema).unknown == ma.INCLUDE:
             jsonschema.setdefault("additionalProperties", True)
         return jsonschema

@@ -9,8 +9,8 @@ from flask import request
 from flask_smorest import Blueprint
 from sqlalchemy import func, select
 
-from broker.api.answers import Answer, count, day, moment, uuid
 from broker.app import runtime
+from broker.app.answers import Answer, count, day, moment, uuid
 from broker.app.csvio import csv_response, render_records
 from broker.app.errors import NotFound
 from broker.app.extensions import db

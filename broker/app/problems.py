@@ -1,7 +1,7 @@
 """flask-smorest's Api with problem+json errors and an API-Version header on every response.
 
 The OpenAPI document says exactly what a caller gets back. Every operation documents its success
-responses with `@blp.response` (a marshmallow schema that also dumps the body, broker/api/answers.py)
+responses with `@blp.response` (a marshmallow schema that also dumps the body, broker/app/answers.py)
 and, through `problems(...)`, the problem+json answers it can give; each of those is a reference to
 one shared response component per status code (Problem404 and so on, with the `Problem` schema and
 the API-Version header). There is no catch-all `default` response: a status code an operation does

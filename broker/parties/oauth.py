@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import marshmallow as ma
 import structlog
 from cryptography.hazmat.primitives.asymmetric import ec
 from flask import current_app, g, request
@@ -28,8 +29,10 @@ from sqlalchemy.exc import IntegrityError
 
 from audit.entry import Actor
 from broker.app import runtime
+from broker.app.answers import Answer
 from broker.app.errors import BadRequest, Forbidden, OAuthError, ServiceUnavailable, Unauthorized
 from broker.app.extensions import db
+from broker.app.problems import VERSION
 from broker.auditing.step import audited_step, broker_activity
 from broker.models import AssertionJti, Client, PartySuspension
 from broker.parties import limits
@@ -184,6 +187,14 @@ def issue_access_token(client: Client, now: dt.datetime) -> dict[str, Any]:
     return {"access_token": token, "token_type": "Bearer", "expires_in": lifetime}
 
 
+class AccessTokenSchema(Answer):
+    """The token endpoint's answer (RFC 6749 section 5.1)."""
+
+    access_token = ma.fields.String(required=True)
+    token_type = ma.fields.String(required=True, metadata={"enum": ["Bearer"]})
+    expires_in = ma.fields.Integer(required=True, metadata={"maximum": 3600})
+
+
 @blp.route("/token", methods=["POST"])
 @blp.doc(
     summary="Exchange a signed client assertion for an access token",
@@ -205,29 +216,18 @@ def issue_access_token(client: Client, now: dt.datetime) -> dict[str, Any]:
         },
     },
     responses={
-        "200": {
-            "description": "An access token (a JWT signed with ES256) for the API, valid for at most an hour.",
-            "headers": {"API-Version": "ApiVersion"},
-            "content": {
-                "application/json": {
-                    "schema": {
-                        "type": "object",
-                        "required": ["access_token", "token_type", "expires_in"],
-                        "properties": {
-                            "access_token": {"type": "string"},
-                            "token_type": {"type": "string", "enum": ["Bearer"]},
-                            "expires_in": {"type": "integer", "maximum": 3600},
-                        },
-                    }
-                }
-            },
-        },
         "400": "OAuthProblem400",  # unsupported_grant_type, or a request werkzeug could not read
         "401": "OAuthProblem401",  # invalid_client: the assertion is missing, invalid, expired or replayed
         "413": "Problem413",
         "429": "OAuthProblem429",  # too many requests from this address, or this client locked out here
         "503": "Problem503",  # the audit log could not record the issued token; none is issued
     },
+)
+@blp.response(
+    200,
+    AccessTokenSchema,
+    description="An access token (a JWT signed with ES256) for the API, valid for at most an hour.",
+    headers=VERSION,
 )
 @limits.limiter.limit(limits.token_rate, error_message=limits.TOO_MANY)
 def token() -> tuple[dict[str, Any], int, dict[str, str]]:
