@@ -23,6 +23,14 @@ from broker.officers.accounts import (
 )
 
 
+def _existing(username: str) -> User:
+    """The account named `username`, or the command fails."""
+    user = db.session.get(User, normalise_username(username))
+    if user is None:
+        raise click.ClickException("no such user")
+    return user
+
+
 @click.group("users")
 def users_group() -> None:
     """Manage the privacy officers who use the review interface."""
@@ -82,9 +90,7 @@ def users_list_command() -> None:
 def users_disable_command(username: str) -> None:
     """Disable a user: their sessions stop working at once; the account stays for the log."""
     session = db.session
-    user = session.get(User, normalise_username(username))
-    if user is None:
-        raise click.ClickException("no such user")
+    user = _existing(username)
     with audited_step(session, cli_actor()) as step:
         user.disabled_at = user.disabled_at or step.now
         end_sessions(session, user.username, step.now)
@@ -105,9 +111,7 @@ def users_disable_command(username: str) -> None:
 def users_passwd_command(username: str, password: str) -> None:
     """Set a user's password; every session of the user ends at once."""
     session = db.session
-    user = session.get(User, normalise_username(username))
-    if user is None:
-        raise click.ClickException("no such user")
+    user = _existing(username)
     try:
         with audited_step(session, cli_actor()) as step:
             ended = change_password(session, user, password, step.now)
@@ -117,8 +121,6 @@ def users_passwd_command(username: str, password: str) -> None:
     click.echo(f"changed the password of {user.username}; {ended} session(s) ended")
 
 
-
-
 @users_group.command("set-email")
 @click.argument("username")
 @click.argument("address")
@@ -126,9 +128,7 @@ def users_passwd_command(username: str, password: str) -> None:
 def users_set_email_command(username: str, address: str) -> None:
     """Set the address at which a user receives breach alerts by e-mail."""
     session = db.session
-    user = session.get(User, normalise_username(username))
-    if user is None:
-        raise click.ClickException("no such user")
+    user = _existing(username)
     try:
         with audited_step(session, cli_actor()) as step:
             user.email = checked_email(address)
