@@ -302,12 +302,12 @@ LOOSE = [
     _loose(
         "subject_id_field names no field",
         _mutate_subject_field_undefined,
-        "the first submission then fails with KeyError (500) in services/submission.py",
+        "the first submission then fails with KeyError (500) in exchange/submission.py",
     ),
     _loose(
         "gemeente_field names no field",
         _mutate_gemeente_field_undefined,
-        "the first submission then fails with KeyError (500) in services/submission.py _gemeente",
+        "the first submission then fails with KeyError (500) in exchange/submission.py _gemeente",
     ),
     _loose(
         "werkgebied is a string, not a list",

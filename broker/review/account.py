@@ -19,7 +19,7 @@ from broker.officers.accounts import (
 from broker.officers.sessions import officer_viewer
 from broker.parties import limits
 from broker.review.auth import login_required
-from broker.review.views import _locked_out_page, bp
+from broker.review.views import bp, locked_out_page
 
 WRONG_CURRENT = "Het huidige wachtwoord klopt niet."
 
@@ -38,11 +38,11 @@ def change_own_password() -> Any:
         # A stolen session must not become a way to guess the password: the same lockout as the login.
         if lockout := limits.locked(db.session, limits.LOGIN, subject, now):
             limits.refuse(db.session, limits.LOGIN, None, "locked out", attributes)
-            return _locked_out_page(lockout, now)
+            return locked_out_page(lockout, now)
         new, repeated = request.form.get("new_password", ""), request.form.get("new_password_repeated", "")
         if not password_matches(user, request.form.get("current_password", "")):
             if lockout := limits.refuse(db.session, limits.LOGIN, subject, "wrong current password", attributes):
-                return _locked_out_page(lockout, now)
+                return locked_out_page(lockout, now)
             errors["current_password"] = WRONG_CURRENT
         elif new != repeated:
             errors["new_password_repeated"] = "De twee nieuwe wachtwoorden zijn niet gelijk."

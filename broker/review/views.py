@@ -194,10 +194,10 @@ def login() -> Any:
         subject = limits.login_subject(username)  # this username from this address
         if lockout := limits.locked(db.session, limits.LOGIN, subject, now):
             limits.refuse(db.session, limits.LOGIN, None, "locked out", attributes)
-            return _locked_out_page(lockout, now)
+            return locked_out_page(lockout, now)
         if wait := limits.slowed(db.session, username, now):
             limits.refuse(db.session, limits.LOGIN, None, "slowed down", attributes)
-            return _locked_out_page(wait, now)
+            return locked_out_page(wait, now)
         user = authenticate(db.session, username, request.form.get("password", ""))
         if user is not None:
             # The step also stores a rehashed password, the cleared failures and the new session.
@@ -211,7 +211,7 @@ def login() -> Any:
         log.info("review login refused")
         reason = "wrong username or password"
         if lockout := limits.refuse(db.session, limits.LOGIN, subject, reason, attributes, username=username):
-            return _locked_out_page(lockout, now)
+            return locked_out_page(lockout, now)
         error = LOGIN_FAILED
     elif current_officer() is not None:
         return redirect(url_for("review.entries"))
@@ -220,7 +220,8 @@ def login() -> Any:
     return render_template("review/login.html", error=error, next_page=next_page), status
 
 
-def _locked_out_page(lockout: limits.Lockout, now: Any) -> tuple[str, int, dict[str, str]]:
+def locked_out_page(lockout: limits.Lockout, now: Any) -> tuple[str, int, dict[str, str]]:
+    """The login page (or the password page's answer) while a lockout or slowdown lasts: 429."""
     seconds = lockout.retry_after(now)
     wait = f"{math.ceil(seconds / 60)} minuten" if seconds >= 120 else f"{seconds} seconden"
     error = f"Te veel mislukte pogingen. Probeer het over {wait} opnieuw."
