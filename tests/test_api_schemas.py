@@ -380,3 +380,17 @@ def test_a_convenant_is_answered_exactly_as_its_file_has_it(
         assert response.json["version"] == 7
         listed = party.get("/api/v1/convenants").json["convenants"]
         assert {"id": SECOND_CONVENANT, "version": "7", "title": convenant.title, "digest": convenant.digest} in listed
+
+
+def test_the_token_request_is_a_marshmallow_schema_and_its_refusals_stay_oauth_errors(client: Any) -> None:
+    """The form-encoded token request is documented by the schema that checks it; a wrong grant type
+    is still RFC 6749's 400 unsupported_grant_type, a missing assertion 401 invalid_client."""
+    spec = _spec(client)
+    body = spec["paths"]["/oauth/token"]["post"]["requestBody"]
+    form = body["content"]["application/x-www-form-urlencoded"]
+    assert form["schema"] == {"$ref": "#/components/schemas/TokenRequest"}
+    assert "TokenRequest" in set(api.ma_plugin.converter.refs.values())
+    wrong_grant = client.post("/oauth/token", data={"grant_type": "password"})
+    assert (wrong_grant.status_code, wrong_grant.json["error"]) == (400, "unsupported_grant_type")
+    no_assertion = client.post("/oauth/token", data={"grant_type": "client_credentials"})
+    assert (no_assertion.status_code, no_assertion.json["error"]) == (401, "invalid_client")

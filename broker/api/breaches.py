@@ -10,8 +10,8 @@ from typing import Any
 from flask import request
 
 from broker.api import breach_answers as answers
-from broker.api.body_parser import ApiBlueprint
 from broker.app import runtime
+from broker.app.body_parser import ApiBlueprint
 from broker.app.csvio import csv_download
 from broker.app.errors import BadRequest, Forbidden, NotFound
 from broker.app.extensions import db

@@ -6,12 +6,12 @@ from typing import Any
 
 import marshmallow as ma
 
-from broker.api.body_parser import ApiBlueprint, Body
 from broker.api.field_docs import Passed
 from broker.api.record_schemas import Records
 from broker.api.submissions import IDEMPOTENCY_PARAMETER, SubmissionAcceptedSchema, record_replay
 from broker.app import runtime
 from broker.app.answers import Answer, count, moment, uuid
+from broker.app.body_parser import ApiBlueprint, Body
 from broker.app.errors import BrokerError
 from broker.app.extensions import db
 from broker.app.inputs import EnvelopeSchema

@@ -10,9 +10,9 @@ from typing import Any
 
 import marshmallow as ma
 
-from broker.api.body_parser import ApiBlueprint, Body
 from broker.app import runtime
 from broker.app.answers import Answer, count, moment, uuid
+from broker.app.body_parser import ApiBlueprint, Body
 from broker.app.extensions import db
 from broker.app.inputs import BodySchema, Moment, free_text
 from broker.app.problems import (

@@ -7,11 +7,11 @@ from typing import Any
 import marshmallow as ma
 from flask import request
 
-from broker.api.body_parser import ApiBlueprint, Body
 from broker.api.field_docs import Passed
 from broker.api.record_schemas import Records
 from broker.app import runtime
 from broker.app.answers import Answer, count, moment, uuid
+from broker.app.body_parser import ApiBlueprint, Body
 from broker.app.csvio import parse_records
 from broker.app.errors import BadRequest, BrokerError
 from broker.app.extensions import db

@@ -14,13 +14,12 @@ import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import marshmallow as ma
 import structlog
 from cryptography.hazmat.primitives.asymmetric import ec
 from flask import current_app, g, request
-from flask_smorest import Blueprint
 from joserfc import jws, jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, KeySet, RSAKey
@@ -30,14 +29,16 @@ from sqlalchemy.exc import IntegrityError
 from audit.entry import Actor
 from broker.app import runtime
 from broker.app.answers import Answer
-from broker.app.errors import BadRequest, Forbidden, OAuthError, ServiceUnavailable, Unauthorized
+from broker.app.body_parser import ApiBlueprint, Body
+from broker.app.errors import BadRequest, BrokerError, Forbidden, OAuthError, ServiceUnavailable, Unauthorized
 from broker.app.extensions import db
+from broker.app.inputs import BodySchema
 from broker.app.problems import VERSION
 from broker.auditing.step import audited_step, broker_activity
 from broker.models import AssertionJti, Client, PartySuspension
 from broker.parties import limits
 
-blp = Blueprint("oauth", __name__, url_prefix="/oauth", description="OAuth 2.0 token endpoint")
+blp = ApiBlueprint("oauth", __name__, url_prefix="/oauth", description="OAuth 2.0 token endpoint")
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 CLIENT_ALGORITHMS = ["RS256", "ES256"]
@@ -195,26 +196,32 @@ class AccessTokenSchema(Answer):
     expires_in = ma.fields.Integer(required=True, metadata={"maximum": 3600})
 
 
+class TokenRequestSchema(BodySchema):
+    """The token request: client_credentials with a private_key_jwt client assertion (RFC 6749
+    section 4.4, RFC 7523 section 2.2), form-encoded. Other parameters are ignored (RFC 6749 3.2)."""
+
+    class Meta:
+        unknown = ma.EXCLUDE
+
+    REFUSED_AS: ClassVar[dict[int, str]] = {400: "OAuthProblem400", 401: "OAuthProblem401"}
+
+    grant_type = ma.fields.String(required=True, validate=ma.validate.OneOf(["client_credentials"]))
+    client_assertion_type = ma.fields.String(required=True, validate=ma.validate.OneOf([ASSERTION_TYPE]))
+    client_assertion = ma.fields.String(required=True, validate=ma.validate.Length(min=1))
+    scope = ma.fields.String()
+
+    @classmethod
+    def refusal(cls, errors: list[dict[str, Any]]) -> BrokerError:
+        """A wrong grant type first (400), then a missing or foreign assertion (401), as RFC 6749 5.2 has it."""
+        if any(error.get("field") == "grant_type" for error in errors):
+            return OAuthError("unsupported_grant_type", "Alleen grant_type=client_credentials.")
+        return OAuthError("invalid_client", "Authenticeer met private_key_jwt (RFC 7523).", 401)
+
+
 @blp.route("/token", methods=["POST"])
+@blp.arguments(TokenRequestSchema, location="form", deferred=True, content_type="application/x-www-form-urlencoded")
 @blp.doc(
     summary="Exchange a signed client assertion for an access token",
-    requestBody={
-        "required": True,
-        "content": {
-            "application/x-www-form-urlencoded": {
-                "schema": {
-                    "type": "object",
-                    "required": ["grant_type", "client_assertion_type", "client_assertion"],
-                    "properties": {
-                        "grant_type": {"type": "string", "enum": ["client_credentials"]},
-                        "client_assertion_type": {"type": "string", "enum": [ASSERTION_TYPE]},
-                        "client_assertion": {"type": "string"},
-                        "scope": {"type": "string"},
-                    },
-                }
-            }
-        },
-    },
     responses={
         "400": "OAuthProblem400",  # unsupported_grant_type, or a request werkzeug could not read
         "401": "OAuthProblem401",  # invalid_client: the assertion is missing, invalid, expired or replayed
@@ -230,7 +237,7 @@ class AccessTokenSchema(Answer):
     headers=VERSION,
 )
 @limits.limiter.limit(limits.token_rate, error_message=limits.TOO_MANY)
-def token() -> tuple[dict[str, Any], int, dict[str, str]]:
+def token(request_body: Body) -> tuple[dict[str, Any], int, dict[str, str]]:
     """Issue an access token (client_credentials with private_key_jwt)."""
     token_endpoint_url()  # 503 before anything is counted or audited when PUBLIC_URL is missing
     form = request.form
@@ -242,11 +249,7 @@ def token() -> tuple[dict[str, Any], int, dict[str, str]]:
         limits.refuse(db.session, limits.TOKEN, None, "locked out", {"client_id": client_id, "error": "locked"})
         raise _locked_out(lockout, now)
     try:
-        if form.get("grant_type") != "client_credentials":
-            raise OAuthError("unsupported_grant_type", "Alleen grant_type=client_credentials.")
-        if form.get("client_assertion_type") != ASSERTION_TYPE or not form.get("client_assertion"):
-            raise OAuthError("invalid_client", "Authenticeer met private_key_jwt (RFC 7523).", 401)
-        client = _authenticate_client(form["client_assertion"], now)
+        client = _authenticate_client(request_body.load()["client_assertion"], now)
     except OAuthError as e:
         attributes = {"client_id": client_id, "error": e.extra["error"]}
         lockout = limits.refuse(db.session, limits.TOKEN, subject, e.detail, attributes)

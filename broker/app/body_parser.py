@@ -34,13 +34,14 @@ def _policy(schema: ma.Schema) -> type[BodySchema]:
 class Body:
     """A request body the view loads when it is ready for it (`load`), with the documented schema."""
 
-    def __init__(self, parser: BodyParser, schema: ma.Schema) -> None:
+    def __init__(self, parser: BodyParser, schema: ma.Schema, location: str = "json") -> None:
         self.parser = parser
         self.schema = schema
+        self.location = location
 
     def load(self) -> dict[str, Any]:
         """The body, validated; raises the schema's refusal (problem+json) when it does not fit."""
-        loaded: dict[str, Any] = self.parser.parse(self.schema, location="json")
+        loaded: dict[str, Any] = self.parser.parse(self.schema, location=self.location)
         return loaded
 
 
@@ -68,7 +69,9 @@ class BodyParser(FlaskParser):
         error_headers: Mapping[str, str] | None,
     ) -> NoReturn:
         policy = _policy(schema)
-        messages = error.messages.get("json", error.messages) if isinstance(error.messages, dict) else error.messages
+        messages: Any = error.messages
+        if isinstance(messages, dict):  # webargs files the errors under the body's location
+            messages = next((messages[where] for where in ("json", "form") if where in messages), messages)
         raise policy.refusal(list(violations(messages, error.data, unknown_message=policy.UNKNOWN_MESSAGE)))
 
     def use_args(self, argmap: Any, req: Any = None, *, deferred: bool = False, **kwargs: Any) -> Callable[..., Any]:
@@ -79,7 +82,7 @@ class BodyParser(FlaskParser):
 
         def decorator(func: Callable[..., Any]) -> Callable[..., Any]:
             def wrapper(*args: Any, **view_args: Any) -> Any:
-                return func(*args, Body(self, schema), **view_args)
+                return func(*args, Body(self, schema, kwargs.get("location", "json")), **view_args)
 
             wrapper.__dict__.update(func.__dict__)
             wrapper.__name__, wrapper.__doc__, wrapper.__wrapped__ = func.__name__, func.__doc__, func  # type: ignore[attr-defined]
@@ -99,11 +102,13 @@ class ApiBlueprint(Blueprint):
             schema = schema()
         decorate = super().arguments(schema, **kwargs)
         refused = 400 if isinstance(schema, EnvelopeSchema) else 422
+        # flask-smorest names the refusal by its HTTPStatus name; here it is the Problem response,
+        # unless the schema names its own (the token request's are OAuth problems).
+        documented = getattr(schema, "REFUSED_AS", None) or {refused: problem_response_name(refused)}
 
         def decorator(func: Callable[..., Any]) -> Callable[..., Any]:
             view = decorate(func)
-            # flask-smorest names the refusal by its HTTPStatus name; here it is the Problem response.
-            view._apidoc["arguments"]["responses"] = {refused: problem_response_name(refused)}
+            view._apidoc["arguments"]["responses"] = dict(documented)
             return view
 
         return decorator
