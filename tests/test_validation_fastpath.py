@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from schemas import load_convenants
-from schemas.validation import RecordValidator, _load_clean, _today
+from schemas.validation import RecordValidator, _load_clean, reference_day
 
 CONVENANT = load_convenants()["thuiszitters-midden-gelre"]
 VALIDATOR = RecordValidator(CONVENANT)
@@ -50,7 +50,7 @@ def _mutate(record: dict[str, Any], ops: list[tuple[str, str, Any]]) -> dict[str
 
 def _both(schema: ma.Schema, record: dict[str, Any]) -> tuple[Any, Any]:
     def run() -> tuple[Any, Any]:
-        _today.set(TODAY)
+        reference_day.set(TODAY)
         fast = _load_clean(schema, record)
         try:
             slow = schema.load(record)

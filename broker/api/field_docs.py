@@ -1,6 +1,6 @@
 """What the broker's own marshmallow fields look like in /openapi.json.
 
-apispec knows marshmallow's fields; the broker's coded fields (schemas/validation.py and
+apispec knows marshmallow's fields; the broker's coded fields (schemas/fields.py and
 broker/app/inputs.py) validate by themselves, so they say here what they take. A documented
 rule is never stricter than the field's own check: what a field accepts always fits its
 documentation, so schemathesis' invalid data is refused (tests/test_fuzz.py).
@@ -16,7 +16,7 @@ from apispec.ext.marshmallow.common import resolve_schema_instance
 from apispec.ext.marshmallow.openapi import OpenAPIConverter
 
 from broker.app.inputs import Count, Flag, Identifier, Items, Moment
-from schemas.validation import Bsn, Choice, Date, Gemeente, Postcode, Text
+from schemas.fields import Bsn, Choice, Date, Gemeente, Postcode, Text
 
 
 def coded_field2properties(self: Any, field: ma.fields.Field, ret: dict[str, Any], **kwargs: Any) -> dict[str, Any]:

@@ -17,7 +17,8 @@ from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 
 from schemas.convenant import Category, Convenant, FieldSpec
-from schemas.validation import Object, RecordValidator
+from schemas.fields import Object
+from schemas.validation import RecordValidator
 
 
 class Records(ma.fields.List):

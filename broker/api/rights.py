@@ -29,7 +29,7 @@ from broker.models import SubjectRestriction
 from broker.parties.oauth import current_caller, require_token
 from broker.rights import subjects as rights
 from schemas.convenant import Convenant
-from schemas.validation import Bsn, Choice
+from schemas.fields import Bsn, Choice
 
 blp = ApiBlueprint(
     "rights", __name__, url_prefix="/api/v1/convenants", description="Data subjects' rights: forward, restrict, erase"

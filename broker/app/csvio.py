@@ -12,7 +12,7 @@ from flask import Response, stream_with_context
 
 from broker.app.errors import BadRequest, ValidationFailed
 from schemas.convenant import Convenant
-from schemas.validation import reported_name
+from schemas.fields import reported_name
 
 COLUMN_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 # The csv module refuses a cell over 131,072 characters with an error of its own (a 500). The body

@@ -20,8 +20,8 @@ import marshmallow as ma
 
 from broker.app.errors import BadRequest, BrokerError, ValidationFailed
 from broker.app.timefmt import AmbiguousLocalTime, from_local
+from schemas.fields import MESSAGES, Coded, CodedField, Text, key_position, reported_name
 from schemas.screening import Lexicon, load_default_lexicon
-from schemas.validation import MESSAGES, Coded, CodedField, Text, key_position, reported_name
 
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 

@@ -13,7 +13,7 @@ import marshmallow as ma
 
 from broker.app.errors import ValidationFailed
 from broker.app.inputs import BodySchema, Count, Flag, Identifier, Items, Moment, free_text, violations
-from schemas.validation import Bsn, Coded, Object
+from schemas.fields import Bsn, Coded, Object
 
 LONG_TEXT = 4000
 SHORT_TEXT = 200

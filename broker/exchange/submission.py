@@ -25,7 +25,8 @@ from broker.models import Delivery, DeliveryRecord, Record, Submission, table
 from keys.envelope import Sealer
 from keys.pseudonym import Pseudonymiser
 from schemas.convenant import Convenant, Party
-from schemas.validation import RecordValidator, Violation
+from schemas.fields import Violation
+from schemas.validation import RecordValidator
 
 KINDS = ("case", "quarterly_list")
 # The kinds whose records are forwarded as they arrive (a quarterly list waits for the match).

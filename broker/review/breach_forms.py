@@ -25,8 +25,8 @@ from broker.breaches import schemas as inputs
 from broker.models import Breach, User
 from broker.officers.accounts import BROKER_OFFICER
 from schemas.convenant import Convenant
+from schemas.fields import Bsn
 from schemas.screening import load_default_lexicon
-from schemas.validation import Bsn
 
 BROKER_ITSELF = "broker"  # the reporting-party option for a breach at the broker itself
 BSN_SEPARATORS = re.compile(r"[\s.-]")

@@ -33,8 +33,8 @@ from broker.rights import access_report as reports
 from broker.rights import access_table
 from broker.rights import subjects as rights
 from schemas.convenant import Convenant
+from schemas.fields import Text
 from schemas.screening import Lexicon, load_default_lexicon
-from schemas.validation import Text
 
 FORMATS = {"html": "Webpagina", "csv": "CSV-bestand", "pdf": "PDF-bestand"}
 REASON_MAX = 4000

@@ -29,7 +29,7 @@ from broker.models import CaseEnding, Delivery, Record, Submission
 from broker.parties import outbox
 from broker.rights.purge import purge_records, records_in_flows, withdraw_links
 from schemas.convenant import Convenant, EndingReason
-from schemas.validation import Bsn
+from schemas.fields import Bsn
 
 CASE = "case"
 END_NOTICE = "end_notice"
