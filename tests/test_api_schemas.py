@@ -18,7 +18,7 @@ from joserfc.jwk import ECKey
 
 from broker.app.answers import Answer
 from broker.app.extensions import api
-from schemas.convenant import DEFAULT_DIR, load_convenants
+from schemas.convenant_file import DEFAULT_DIR, load_convenants
 
 SUBMISSIONS = "/api/v1/convenants/{convenant_id}/submissions"
 CORRECTIONS = "/api/v1/convenants/{convenant_id}/corrections"

@@ -11,13 +11,8 @@ import pytest
 from fixtures.convenants import SECOND_CONVENANT, SECOND_CONVENANT_TOML, make_vsv_record
 from fixtures.records import CONVENANT, make_bsn, make_record
 
-from schemas.convenant import (
-    DEFAULT_DIR,
-    ConvenantError,
-    load_convenant,
-    load_convenants,
-    parse_convenant,
-)
+from schemas.convenant import ConvenantError
+from schemas.convenant_file import DEFAULT_DIR, load_convenant, load_convenants, parse_convenant
 
 DEMO_FILE = DEFAULT_DIR / f"{CONVENANT}.toml"
 RBL_WERKGEBIED = {

@@ -13,7 +13,7 @@ from fixtures.parties import Party
 from fixtures.records import CONVENANT, make_record
 
 from broker.app.csvio import columns
-from schemas.convenant import DEFAULT_DIR, load_convenant
+from schemas.convenant_file import DEFAULT_DIR, load_convenant
 
 DELIVERIES = "/api/v1/deliveries"
 

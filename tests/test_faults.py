@@ -46,7 +46,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
 from broker.app.db import make_engine
-from schemas.convenant import DEFAULT_DIR, load_convenant
+from schemas.convenant_file import DEFAULT_DIR, load_convenant
 
 REQUIRE = os.environ.get("BROKER_REQUIRE_FAULT_TESTS") == "1"
 SUBMISSIONS = f"/api/v1/convenants/{CONVENANT}/submissions"

@@ -14,7 +14,7 @@ from fixtures.receivers import WebhookReceiver
 from fixtures.records import CONVENANT, make_bsn, make_record
 from sqlalchemy import text
 
-from schemas.convenant import DEFAULT_DIR, load_convenant
+from schemas.convenant_file import DEFAULT_DIR, load_convenant
 
 ENDINGS = f"/api/v1/convenants/{CONVENANT}/endings"
 CORRECTIONS = f"/api/v1/convenants/{CONVENANT}/corrections"

@@ -9,7 +9,8 @@ import pytest
 from fixtures.parties import Party
 from fixtures.records import CONVENANT, make_record
 
-from schemas.convenant import DEFAULT_DIR, ConvenantError, load_convenant, parse_convenant
+from schemas.convenant import ConvenantError
+from schemas.convenant_file import DEFAULT_DIR, load_convenant, parse_convenant
 
 QUARTERS = f"/api/v1/convenants/{CONVENANT}/quarters"
 

@@ -21,7 +21,8 @@ from broker.app.extensions import db
 from broker.exchange.delivery import open_records
 from broker.models import AuditEntryRow, DataKey, Delivery, KeyMaterial, Record, Submission
 from keys.envelope import DecryptionError, Sealer, unwrap_key
-from schemas.convenant import ConvenantError, parse_convenant
+from schemas.convenant import ConvenantError
+from schemas.convenant_file import parse_convenant
 
 LIEMERS, RBL = "swv-de-liemers", "rbl-midden-gelre"
 
@@ -104,7 +105,7 @@ def test_retention_rules_are_read_from_the_convenant_file(app: Any) -> None:
 def test_bad_retention_rules_are_refused(section: dict[str, Any], message: str) -> None:
     import tomllib
 
-    from schemas.convenant import DEFAULT_DIR
+    from schemas.convenant_file import DEFAULT_DIR
 
     data = tomllib.loads((DEFAULT_DIR / f"{CONVENANT}.toml").read_text(encoding="utf-8"))
     data["retention"] = section

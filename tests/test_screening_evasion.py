@@ -20,7 +20,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from schemas import screening
-from schemas.convenant import DEFAULT_DIR, FieldSpec, load_convenant
+from schemas.convenant import FieldSpec
+from schemas.convenant_file import DEFAULT_DIR, load_convenant
 from schemas.fuzzy import FuzzyIndex, osa_distance
 from schemas.normalise import fold, variants
 from schemas.screening import BSN_CATEGORY, BSN_TERM, Finding, Lexicon, LexiconError, load_default_lexicon

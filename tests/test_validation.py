@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from fixtures.records import CONVENANT, make_bsn, make_record
 
-from schemas.convenant import DEFAULT_DIR, load_convenant
+from schemas.convenant_file import DEFAULT_DIR, load_convenant
 from schemas.validation import RecordValidator
 
 TODAY = dt.date(2026, 12, 1)

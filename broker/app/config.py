@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from schemas.convenant import DEFAULT_DIR
+from schemas.convenant_file import DEFAULT_DIR
 
 
 class Defaults:

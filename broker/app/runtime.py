@@ -13,7 +13,8 @@ from broker.app.keyring import Keyring
 from broker.app.timefmt import AMSTERDAM
 from keys.master import load_master_key
 from keys.vault import KeyVault
-from schemas.convenant import Convenant, load_convenants
+from schemas.convenant import Convenant
+from schemas.convenant_file import load_convenants
 from schemas.register import Register, build_register
 from schemas.validation import RecordValidator
 
