@@ -53,13 +53,13 @@ import re
 import tomllib
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from schemas.bsn_scan import contains_bsn
 from schemas.fuzzy import FuzzyIndex
 from schemas.normalise import fold, undo_disguises
+from schemas.terms import Category, Context, Finding
 from schemas.trie import trie_regex as _trie_regex
 from schemas.triggers import LexiconError, factorized, prefix_closure, split_alternatives, trigger
 
@@ -83,47 +83,6 @@ BSN_TERM = "<bsn>"
 CONTEXT_KEY = "context"
 
 _DEFAULT_LEXICON = Path(__file__).parent / "lexicon" / "bijzondere_gegevens.toml"
-
-@dataclass(frozen=True)
-class Finding:
-    """One category found in a text.
-
-    ``term`` is the matched text as it appears in the input, except for BSN-looking numbers,
-    where it is always ``"<bsn>"`` so the number is never copied into logs or error messages.
-    """
-
-    category: str
-    term: str
-    message: str
-
-
-@dataclass(frozen=True)
-class Category:
-    """A lexicon category as loaded from the data file."""
-
-    id: str
-    label: str
-    legal_basis: str
-    message: str
-    terms: tuple[str, ...]
-    terms_case_sensitive: tuple[str, ...]
-    detector: str | None = None
-    fuzzy: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class Context:
-    """Where a field's text is not free prose (names, addresses): matches that are allowed there.
-
-    ``allow`` holds regex fragments; a match of a category term that one of them matches as a
-    whole (case-insensitively) is not a finding in this context ("van der Kerk", "Pastoor
-    Bottemastraat", "Politiekade").
-    """
-
-    id: str
-    description: str
-    allow: tuple[str, ...]
-
 
 _DEFAULT_BSN = Category(
     id=BSN_CATEGORY,
