@@ -169,10 +169,6 @@ class Step:
     now: dt.datetime
     committed: Committed | None = None
 
-    @property
-    def actor(self) -> Actor:
-        return self.recorder.actor
-
     def record(self, name: str, activity: str, **details: Any) -> None:
         """Record one entry (or one per subject) of this step; see `Recorder.add`."""
         self.recorder.add(name, activity, **details)
@@ -184,25 +180,23 @@ Refusal = Callable[[Recorder, BrokerError], None]
 @contextmanager
 def audited_step(
     session: Session,
-    actor: Actor | Recorder,
+    actor: Actor,
     *,
     on_refusal: Refusal | None = None,
-    commit_unrecorded: bool = True,
     now: dt.datetime | None = None,
 ) -> Iterator[Step]:
     """Run one processing step as a unit of work that commits with its audit entries.
 
-    `actor` is who acts (a request's recorder also carries the caller's W3C trace). On leaving
+    `actor` is who acts (in a request the recorder also carries the caller's W3C trace). On leaving
     the block the step's changes and entries are committed in one transaction with a signed
     checkpoint, or, if the audit write fails, rolled back and refused with a 503 (fail closed).
     A `BrokerError` rolls everything back; `on_refusal` may then record the refusal, which is
     committed alone before the error goes on. Any other exception rolls back. A step that
-    recorded nothing commits as a plain transaction unless `commit_unrecorded` is False (then
-    nothing is committed at all, for a step that only reads). `now` is the step's moment when a
-    job runs it for a given time (default: the clock's now).
+    recorded nothing commits as a plain transaction. `now` is the step's moment when a job runs
+    it for a given time (default: the clock's now).
     """
     now = now or runtime.now()
-    recorder = actor if isinstance(actor, Recorder) else _recorder_for(actor, now)
+    recorder = _recorder_for(actor, now)
     step = Step(session=session, recorder=recorder, now=now)
     try:
         yield step
@@ -219,10 +213,8 @@ def audited_step(
         raise
     if recorder.pending:
         step.committed = _commit_audited(session, recorder)
-    elif commit_unrecorded:
-        session.commit()
     else:
-        session.rollback()
+        session.commit()
 
 
 def _recorder_for(actor: Actor, now: dt.datetime) -> Recorder:
